@@ -1,0 +1,5 @@
+import sys
+
+from styletrans.cli import main
+
+sys.exit(main())

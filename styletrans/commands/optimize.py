@@ -1,0 +1,121 @@
+"""``styletrans optimize``: Gatys style transfer, texture synthesis, feature inversion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from styletrans.assets import resolve_image
+from styletrans.atomic import OutputExistsError, atomic_path
+from styletrans.images import load_image, save_image
+from styletrans.optimize.engine import OPTIMIZERS
+from styletrans.optimize.gatys import (
+    INITS,
+    GatysSettings,
+    invert_features,
+    run_gatys,
+    synthesize_texture,
+)
+from styletrans.vgg import available_layers
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    d = GatysSettings()
+    p = subparsers.add_parser(
+        "optimize", help="slow, optimization-based style transfer (Gatys et al.)",
+        description="Optimize an image against VGG content/style losses. --content and --style "
+        "take a path or a bundled name (photos: astronaut, chelsea, coffee, rocket; styles: "
+        "starry_night, great_wave, the_scream, ...).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--mode", choices=("style", "texture", "invert"), default="style",
+                   help="style: content+style; texture: style only, from noise; invert: content only")
+    p.add_argument("--content", help="content photo (modes style, invert)")
+    p.add_argument("--style", help="style image (modes style, texture)")
+    p.add_argument("--output", "-o", required=True, type=Path, help="output image (.png/.jpg/.webp)")
+    p.add_argument("--size", type=int, default=512, help="longest side of the output")
+    p.add_argument("--style-size", type=int, default=None, help="longest side of the style image (default: --size)")
+    p.add_argument("--iterations", type=int, default=d.iterations)
+    p.add_argument("--optimizer", choices=OPTIMIZERS[:2], default=d.optimizer)
+    p.add_argument("--lr", type=float, default=None, help="step size (default: 1 for lbfgs, 0.02 for adam)")
+    p.add_argument("--content-weight", type=float, default=d.content_weight)
+    p.add_argument("--style-weight", type=float, default=d.style_weight)
+    p.add_argument("--tv-weight", type=float, default=d.tv_weight)
+    p.add_argument("--init", choices=INITS, default=None, help="start image (default: content; noise for texture/invert)")
+    p.add_argument("--layer", default="relu3_3", help="layer to invert (mode invert)")
+    p.add_argument("--scales", type=int, default=1, help="coarse-to-fine scales (2+ for large outputs)")
+    p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the photo's colours")
+    p.add_argument("--loss-network", default=d.loss_network, help="weight source (see `styletrans weights list`)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast for the loss network (GPU)")
+    p.add_argument("--loss-json", type=Path, default=None, help="loss curve JSON (default: OUTPUT with .json)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but no CUDA GPU is available")
+    return device
+
+
+def run(args: argparse.Namespace) -> int:
+    needs_content, needs_style = args.mode in ("style", "invert"), args.mode in ("style", "texture")
+    if needs_content and not args.content:
+        raise ValueError(f"--mode {args.mode} needs --content")
+    if needs_style and not args.style:
+        raise ValueError(f"--mode {args.mode} needs --style")
+    loss_json = args.loss_json or args.output.with_suffix(".json")
+    for path in (args.output, loss_json):  # fail before minutes of work, not after
+        if path.exists() and not args.overwrite:
+            raise OutputExistsError(path)
+
+    device = pick_device(args.device)
+    content = load_image(resolve_image(args.content, "photos"), args.size) if needs_content else None
+    style = load_image(resolve_image(args.style, "styles"), args.style_size or args.size) if needs_style else None
+    settings = GatysSettings(
+        loss_network=args.loss_network, content_weight=args.content_weight,
+        style_weight=args.style_weight, tv_weight=args.tv_weight, optimizer=args.optimizer,
+        lr=args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 0.02),
+        iterations=args.iterations, init=args.init or ("content" if args.mode == "style" else "noise"),
+    )
+    if args.mode == "invert" and args.layer not in available_layers():
+        raise ValueError(f"unknown layer {args.layer!r}; one of {available_layers()}")
+
+    torch.manual_seed(args.seed)
+    start = time.perf_counter()
+    common = dict(scales=args.scales, seed=args.seed, device=device, progress=not args.quiet,
+                  autocast_dtype=torch.bfloat16 if args.bf16 else None)
+    if args.mode == "texture":
+        result = synthesize_texture(style, tuple(style.shape[-2:]), settings, **common)
+    elif args.mode == "invert":
+        result = invert_features(content, args.layer, settings, **common)
+    else:
+        result = run_gatys(content, style, settings, preserve_color=args.preserve_color, **common)
+    seconds = time.perf_counter() - start
+    save_image(result.image, args.output, overwrite=args.overwrite)
+    report = {
+        "mode": args.mode, "content": args.content, "style": args.style,
+        "size": list(result.image.shape[-2:]), "device": str(device), "seconds": round(seconds, 3),
+        "preserve_color": args.preserve_color, "scales": args.scales, "seed": args.seed,
+        "settings": asdict(settings), "final": result.history[-1] if result.history else {},
+        "history": result.history,
+    }
+    with atomic_path(loss_json, overwrite=args.overwrite) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+    final = report["final"]
+    print(f"wrote {args.output} ({result.image.shape[-1]}x{result.image.shape[-2]}) in {seconds:.1f}s on "
+          f"{device}; final loss {final.get('loss', float('nan')):.4g} "
+          f"(content {final.get('content', 0):.4g}, style {final.get('style', 0):.4g}, tv {final.get('tv', 0):.4g}); "
+          f"loss curve: {loss_json}")
+    return 0

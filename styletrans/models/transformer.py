@@ -1,0 +1,88 @@
+"""The feedforward image transformation network of Johnson, Alahi and Fei-Fei (2016).
+
+Changes from the paper, as in most later implementations: instance normalization
+(Ulyanov et al. 2016) instead of batch norm, and nearest-neighbour upsampling plus
+convolution instead of fractionally strided convolution (no checkerboard
+artifacts; Odena et al. 2016). Reflection padding everywhere avoids border artifacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Widths and depth. ``default``: the paper (32/64/128, 5 residual blocks)."""
+
+    base_channels: int = 32
+    residual_blocks: int = 5
+
+    @classmethod
+    def preset(cls, name: str) -> TransformerConfig:
+        presets = {"default": cls(32, 5), "light": cls(16, 3)}
+        if name not in presets:
+            raise ValueError(f"unknown transformer preset {name!r}; one of {sorted(presets)}")
+        return presets[name]
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection pad + conv (+ instance norm + ReLU)."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1,
+                 norm: bool = True, relu: bool = True) -> None:
+        layers: list[nn.Module] = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, stride)]
+        if norm:
+            layers.append(nn.InstanceNorm2d(out_ch, affine=True))
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(ConvLayer(channels, channels, 3), ConvLayer(channels, channels, 3, relu=False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class UpsampleConv(nn.Sequential):
+    """Nearest-neighbour x2 upsampling, then a conv layer."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3) -> None:
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(in_ch, out_ch, kernel))
+
+
+class TransformerNet(nn.Module):
+    """RGB in [0, 1] of any size (B, 3, H, W) -> stylized RGB in [0, 1], same size.
+
+    Inputs whose sides are not multiples of 4 are reflection-padded and the output
+    cropped back, so any H and W work (and export to ONNX with dynamic axes).
+    """
+
+    def __init__(self, config: TransformerConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or TransformerConfig()
+        c = self.config.base_channels
+        self.encoder = nn.Sequential(ConvLayer(3, c, 9), ConvLayer(c, 2 * c, 3, 2), ConvLayer(2 * c, 4 * c, 3, 2))
+        self.residuals = nn.Sequential(*(ResidualBlock(4 * c) for _ in range(self.config.residual_blocks)))
+        self.decoder = nn.Sequential(
+            UpsampleConv(4 * c, 2 * c), UpsampleConv(2 * c, c), ConvLayer(c, 3, 9, norm=False, relu=False)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > 4 else "replicate")
+        y = self.decoder(self.residuals(self.encoder(x)))
+        # Sigmoid keeps the output in [0, 1] with a gradient everywhere (clamping would not).
+        return y.sigmoid()[..., :h, :w]

@@ -1,0 +1,269 @@
+"""The one image-optimization loop.
+
+Gatys style transfer, texture synthesis, feature inversion, class visualization,
+DeepDream and fooling images are all gradient steps on an image against an
+objective with regularizers. This module is that loop; the methods differ only in
+the objective, the regularizers, the initial image and the optimizer they pass.
+
+* a **parameterization** owns the optimized tensor and renders it to an RGB image
+  in [0, 1] (``PixelImage``: the pixels themselves);
+* an **objective** maps the rendered image to a scalar to *minimize*, or to an
+  object with ``.total`` and ``.as_floats()`` (such as ``LossTerms``) so that its
+  parts are recorded; maximize by returning the negative;
+* **regularizers** add a penalty to the loss (TV, L2), transform the image before
+  the objective sees it (jitter), or act on the pixels after a step (clamping,
+  blur, clipping of small values);
+* the **optimizer** is ``lbfgs``, ``adam``, ``sgd`` or ``normalized-sgd`` (steps of
+  ``lr * grad / mean|grad|``, as DeepDream takes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from styletrans.losses import total_variation
+
+OPTIMIZERS = ("lbfgs", "adam", "sgd", "normalized-sgd")
+
+
+class PixelImage(nn.Module):
+    """Parameterize an image (B, 3, H, W) directly by its pixels."""
+
+    def __init__(self, init: Tensor) -> None:
+        super().__init__()
+        self.pixels = nn.Parameter(init.detach().clone().float())
+
+    def forward(self) -> Tensor:
+        return self.pixels
+
+
+class Regularizer:
+    """Base class: override any of the three hooks."""
+
+    def penalty(self, image: Tensor) -> Tensor | None:
+        """A term added to the loss (weighted), or None."""
+        return None
+
+    def transform(self, image: Tensor) -> Tensor:
+        """A differentiable change applied before the objective sees the image."""
+        return image
+
+    @torch.no_grad()
+    def after_step(self, pixels: Tensor, step: int) -> None:
+        """An in-place change of the optimized pixels after each step."""
+
+
+@dataclass
+class TotalVariation(Regularizer):
+    """``weight * total_variation(image)`` (see ``styletrans.losses``)."""
+
+    weight: float
+
+    def penalty(self, image: Tensor) -> Tensor:
+        return self.weight * total_variation(image)
+
+
+@dataclass
+class L2(Regularizer):
+    """``weight * mean((image - center)^2)``: keeps pixels near mid-grey."""
+
+    weight: float
+    center: float = 0.5
+
+    def penalty(self, image: Tensor) -> Tensor:
+        return self.weight * (image - self.center).pow(2).mean()
+
+
+@dataclass
+class Jitter(Regularizer):
+    """Roll the image by a random offset of up to ``pixels`` before each evaluation."""
+
+    pixels: int
+
+    def transform(self, image: Tensor) -> Tensor:
+        if self.pixels <= 0:
+            return image
+        dy, dx = (int(v) for v in torch.randint(-self.pixels, self.pixels + 1, (2,)))
+        return torch.roll(image, shifts=(dy, dx), dims=(-2, -1))
+
+
+@dataclass
+class Clamp(Regularizer):
+    """Clip pixels to the valid range after every step."""
+
+    low: float = 0.0
+    high: float = 1.0
+
+    @torch.no_grad()
+    def after_step(self, pixels: Tensor, step: int) -> None:
+        pixels.clamp_(self.low, self.high)
+
+
+@dataclass
+class GaussianBlur(Regularizer):
+    """Blur the pixels every ``every`` steps (Yosinski et al. 2015)."""
+
+    sigma: float
+    every: int = 4
+
+    @torch.no_grad()
+    def after_step(self, pixels: Tensor, step: int) -> None:
+        if self.sigma > 0 and (step + 1) % self.every == 0:
+            pixels.copy_(gaussian_blur(pixels, self.sigma))
+
+
+@dataclass
+class ClipSmallValues(Regularizer):
+    """Move pixels whose deviation from ``center`` is in the smallest ``percentile``
+    (by norm over channels) to ``center`` (Yosinski et al. 2015)."""
+
+    percentile: float
+    center: float = 0.5
+
+    @torch.no_grad()
+    def after_step(self, pixels: Tensor, step: int) -> None:
+        if self.percentile <= 0:
+            return
+        norm = (pixels - self.center).norm(dim=1, keepdim=True)
+        threshold = torch.quantile(norm.flatten(1), self.percentile / 100, dim=1).view(-1, 1, 1, 1)
+        pixels.copy_(torch.where(norm < threshold, torch.full_like(pixels, self.center), pixels))
+
+
+def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur with reflection padding, (B, C, H, W)."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    c = image.shape[1]
+    pad = min(radius, image.shape[-1] - 1, image.shape[-2] - 1)
+    if pad < radius:  # tiny images: fall back to replicate padding
+        padded = F.pad(image, (radius,) * 4, mode="replicate")
+    else:
+        padded = F.pad(image, (radius,) * 4, mode="reflect")
+    out = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+class Objective(Protocol):
+    def __call__(self, image: Tensor) -> Any: ...
+
+
+@dataclass
+class OptimizationResult:
+    """The final image (B, 3, H, W) and one record of floats per iteration."""
+
+    image: Tensor
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def losses(self) -> list[float]:
+        return [record["loss"] for record in self.history]
+
+
+def _split(output: Any) -> tuple[Tensor, dict[str, float]]:
+    if isinstance(output, Tensor):
+        return output, {}
+    return output.total, output.as_floats()
+
+
+def _make_optimizer(name: str, params: list[Tensor], lr: float) -> torch.optim.Optimizer | None:
+    if name == "lbfgs":
+        # One iteration per step() call keeps the curvature history while letting the
+        # loop record, clamp and call back after every iteration.
+        return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=50,
+                                 tolerance_grad=0.0, tolerance_change=0.0)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    if name == "normalized-sgd":
+        return None  # hand-written step below
+    raise ValueError(f"unknown optimizer {name!r}; one of {OPTIMIZERS}")
+
+
+def optimize_image(
+    param: nn.Module,
+    objective: Objective,
+    *,
+    regularizers: Sequence[Regularizer] = (),
+    optimizer: str = "lbfgs",
+    iterations: int = 300,
+    lr: float = 1.0,
+    callback: Callable[[int, Tensor, dict[str, float]], None] | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    progress: bool = True,
+    desc: str = "optimize",
+) -> OptimizationResult:
+    """Minimize ``objective(param())`` plus regularizer penalties over ``iterations`` steps.
+
+    ``callback(step, image, record)`` runs after every step with the current image
+    (no gradient) and that step's record of floats (``loss`` and the objective's parts).
+    """
+    params = [p for p in param.parameters() if p.requires_grad]
+    opt = _make_optimizer(optimizer, params, lr)
+    device_type = params[0].device.type
+    history: list[dict[str, float]] = []
+    record: dict[str, float] = {}
+
+    def closure() -> Tensor:
+        nonlocal record
+        if opt is not None:
+            opt.zero_grad(set_to_none=True)
+        else:
+            for p in params:
+                p.grad = None
+        image = param()
+        loss = image.new_zeros((), dtype=torch.float32)
+        parts: dict[str, float] = {}
+        for reg in regularizers:
+            term = reg.penalty(image)
+            if term is not None:
+                loss = loss + term
+                parts[type(reg).__name__] = float(term)
+        seen = image
+        for reg in regularizers:
+            seen = reg.transform(seen)
+        autocast = (torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype
+                    else contextlib.nullcontext())
+        with autocast:
+            total, obj_parts = _split(objective(seen))
+        loss = loss + total.float()
+        loss.backward()
+        record = {"loss": float(loss), **obj_parts, **parts}
+        return loss
+
+    bar = tqdm(range(iterations), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        if opt is None:
+            closure()
+            with torch.no_grad():
+                for p in params:
+                    p.sub_(lr * p.grad / (p.grad.abs().mean() + 1e-12))
+        elif optimizer == "lbfgs":
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+        for reg in regularizers:
+            for p in params:
+                reg.after_step(p.data, step)
+        if not math.isfinite(record["loss"]):
+            raise FloatingPointError(f"loss became {record['loss']} at iteration {step}: lower lr or weights")
+        history.append(record)
+        bar.set_postfix(loss=f"{record['loss']:.4g}", refresh=False)
+        if callback is not None:
+            with torch.no_grad():
+                callback(step, param().detach(), record)
+    with torch.no_grad():
+        image = param().detach()
+    return OptimizationResult(image, history)

@@ -1,0 +1,159 @@
+"""Optimization-based methods on the perceptual loss (Gatys et al. 2015/2016).
+
+Style transfer (content + style + TV), texture synthesis (style only) and feature
+inversion (content only) are one call of ``optimize_image`` each, differing in
+which loss terms are active and where the image starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from styletrans.color import keep_colors, luminance, match_luminance
+from styletrans.images import resize_tensor
+from styletrans.losses import PerceptualLoss
+from styletrans.optimize.engine import Clamp, OptimizationResult, PixelImage, optimize_image
+
+INITS = ("content", "noise", "style")
+
+
+@dataclass
+class GatysSettings:
+    """Loss network, layers, weights and optimizer of the optimization path.
+
+    Layers follow Gatys et al. 2016 (content relu4_2; style relu1_1 ... relu5_1).
+    Weights were chosen by looking at results with ``vgg16-caffe`` at 256-512 px and
+    300 L-BFGS iterations (see the README gallery); losses are normalized as in
+    ``styletrans.losses``.
+    """
+
+    loss_network: str = "vgg16-caffe"
+    content_layers: dict[str, float] = field(default_factory=lambda: {"relu4_2": 1.0})
+    style_layers: dict[str, float] = field(
+        default_factory=lambda: {f"relu{i}_1": 1.0 for i in range(1, 6)}
+    )
+    content_weight: float = 1.0
+    style_weight: float = 1e3
+    tv_weight: float = 10.0
+    optimizer: str = "lbfgs"
+    lr: float = 1.0
+    iterations: int = 300
+    init: str = "content"
+
+    def build_loss(self, device: torch.device | str = "cpu") -> PerceptualLoss:
+        return PerceptualLoss(
+            loss_network=self.loss_network,
+            content_layers=self.content_layers,
+            style_layers=self.style_layers,
+            content_weight=self.content_weight,
+            style_weight=self.style_weight,
+            tv_weight=self.tv_weight,
+        ).to(device)
+
+
+def _batch(image: Tensor) -> Tensor:
+    return image if image.dim() == 4 else image[None]
+
+
+def _initial_image(init: str, content: Tensor | None, style: Tensor | None,
+                   hw: tuple[int, int], seed: int, device: torch.device) -> Tensor:
+    if init == "content" and content is not None:
+        return content.clone()
+    if init == "style" and style is not None:
+        return resize_tensor(style, hw)
+    if init in ("noise", "content", "style"):
+        generator = torch.Generator().manual_seed(seed)
+        # Mid-grey noise: uniform [0, 1] noise has large TV and starts far from any photo.
+        noise = 0.5 + 0.1 * torch.randn(1, 3, *hw, generator=generator)
+        return noise.clamp(0, 1).to(device)
+    raise ValueError(f"unknown init {init!r}; one of {INITS}")
+
+
+def run_gatys(
+    content: Tensor | None,
+    style: Tensor | None,
+    settings: GatysSettings,
+    *,
+    output_size: tuple[int, int] | None = None,
+    preserve_color: bool = False,
+    scales: int = 1,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    loss: PerceptualLoss | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    callback: Callable[[int, Tensor, dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> OptimizationResult:
+    """Optimize an image against content and/or style targets.
+
+    ``content`` and ``style`` are RGB in [0, 1], (3, H, W) or (1, 3, H, W); either may be
+    None (texture synthesis / feature inversion). The output has the content's size,
+    or ``output_size`` (H, W). With ``scales > 1`` the image is first optimized at
+    1/2, 1/4, ... of the size and upsampled as the start of the next scale.
+    ``preserve_color`` transfers luminance only and keeps the content's colours.
+    """
+    if content is None and style is None:
+        raise ValueError("need a content image, a style image, or both")
+    device = torch.device(device)
+    content = None if content is None else _batch(content).to(device)
+    style = None if style is None else _batch(style).to(device)
+    original_content = content
+    if preserve_color:
+        if content is None or style is None:
+            raise ValueError("preserve_color needs both a content and a style image")
+        style = match_luminance(style, content)
+        content = luminance(content)
+
+    if loss is None:
+        loss = settings.build_loss(device)
+    if style is not None:
+        loss.set_style(style)
+    if content is None:
+        loss.content_weight = 0.0
+    if style is None:
+        loss.style_weight = 0.0
+
+    hw = output_size or (tuple(content.shape[-2:]) if content is not None else tuple(style.shape[-2:]))
+    sizes = [(max(16, hw[0] >> k), max(16, hw[1] >> k)) for k in reversed(range(scales))]
+    image = _initial_image(settings.init, None if content is None else resize_tensor(content, sizes[0]),
+                           style, sizes[0], seed, device)
+    history: list[dict[str, float]] = []
+    for index, size in enumerate(sizes):
+        image = resize_tensor(image, size) if image.shape[-2:] != size else image
+        scaled_content = None if content is None else resize_tensor(content, size)
+        targets = loss.content_targets(scaled_content) if scaled_content is not None else None
+
+        def objective(x: Tensor, targets=targets):
+            return loss(x, targets)
+
+        result = optimize_image(
+            PixelImage(image), objective, regularizers=[Clamp()], optimizer=settings.optimizer,
+            iterations=settings.iterations, lr=settings.lr, callback=callback,
+            autocast_dtype=autocast_dtype, progress=progress,
+            desc=f"gatys {size[1]}x{size[0]}" + (f" ({index + 1}/{len(sizes)})" if scales > 1 else ""),
+        )
+        image = result.image
+        history += result.history
+
+    if preserve_color:
+        image = keep_colors(image, resize_tensor(original_content, tuple(image.shape[-2:])))
+    return OptimizationResult(image.clamp(0, 1), history)
+
+
+def synthesize_texture(style: Tensor, size: tuple[int, int], settings: GatysSettings | None = None,
+                       **kwargs) -> OptimizationResult:
+    """Gram-matrix texture synthesis from noise (style loss only)."""
+    settings = replace(settings or GatysSettings(), init="noise", content_layers={})
+    return run_gatys(None, style, settings, output_size=size, **kwargs)
+
+
+def invert_features(content: Tensor, layer: str, settings: GatysSettings | None = None,
+                    **kwargs) -> OptimizationResult:
+    """Reconstruct an image from one layer's features, starting from noise."""
+    settings = replace(settings or GatysSettings(), init="noise", content_layers={layer: 1.0},
+                       style_layers={})
+    return run_gatys(content, None, settings, **kwargs)
