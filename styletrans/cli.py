@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
-# Each module defines ``add_parser(subparsers)`` (registering ``run`` as the handler).
-COMMANDS = (
-    "styletrans.commands.optimize",
-    "styletrans.commands.weights",
-)
+import styletrans.commands
+
+# Each module in ``styletrans.commands`` defines ``add_parser(subparsers)``, which
+# registers its handler with ``set_defaults(handler=...)``; listed in this order.
+ORDER = ("optimize", "train", "export", "stylize", "serve", "evaluate", "diagnose", "weights")
 
 
 class CommandError(Exception):
@@ -24,8 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fast neural style transfer: train, optimize, export, stylize, serve, diagnose.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(name).add_parser(subparsers)
+    found = [m.name for m in pkgutil.iter_modules(styletrans.commands.__path__)]
+    for name in sorted(found, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
+        importlib.import_module(f"styletrans.commands.{name}").add_parser(subparsers)
     return parser
 
 
