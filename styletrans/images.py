@@ -62,7 +62,7 @@ def open_rgb(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_MAX
         stream = path
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
             with Image.open(stream) as img:
                 # Checked before decoding: the header alone can declare a bomb.
                 if img.width * img.height > max_pixels:
@@ -77,7 +77,9 @@ def open_rgb(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_MAX
                 return _to_rgb(img)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own, larger limit, hit while opening
+        raise ImageError(f"{label}: declared size is above the limit of {max_pixels:,} pixels ({exc})") from None
+    except UnidentifiedImageError as exc:
         raise ImageError(f"{label}: not a readable image ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{label}: corrupt or truncated image ({exc})") from None

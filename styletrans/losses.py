@@ -7,7 +7,11 @@ optimization, fast-network training and evaluation:
   weight source's own input convention (0-255 for ``vgg16-caffe``);
 * ``gram_matrix(F) = F F^T / (C * H * W)``, shape (B, C, C);
 * content loss = mean over all elements of ``(F - F_target)^2``;
-* style loss of a layer = mean over all elements of ``(G - G_target)^2``;
+* style loss of a layer = mean over all elements of ``(G - G_target)^2``; with
+  ``relative_style=True`` it is further divided by ``mean(G_target^2)``, so every
+  layer's term is a relative error of order 1 whatever its activation scale (raw
+  Gram magnitudes differ by ~10^5 between relu3_1 and relu5_1 of the Caffe VGG,
+  which otherwise leaves the deep layers without any say);
 * total variation = mean over elements of squared horizontal plus squared vertical
   neighbour differences of the [0, 1] image.
 
@@ -36,19 +40,24 @@ DEFAULT_STYLE_LAYERS: dict[str, float] = {
 }
 
 
+def _at_least_fp32(x: Tensor) -> Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def gram_matrix(features: Tensor) -> Tensor:
     """Batched Gram matrix ``F F^T / (C * H * W)``: (B, C, H, W) -> (B, C, C).
 
     Computed in float32 even under autocast: fp16 sums over H*W overflow.
     """
     b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w).float()
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    flat = _at_least_fp32(features.reshape(b, c, h * w))
+    with torch.autocast(features.device.type, enabled=False):
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
     """Feature reconstruction loss: mean over all elements of ``(F - F_target)^2``."""
-    return F.mse_loss(features.float(), target.float())
+    return F.mse_loss(_at_least_fp32(features), _at_least_fp32(target))
 
 
 def style_loss(gram: Tensor, target_gram: Tensor) -> Tensor:
@@ -86,7 +95,8 @@ class PerceptualLoss(nn.Module):
 
     ``total = content_weight * sum_l w_l * content_l
             + style_weight * sum_l w_l * style_l + tv_weight * tv``,
-    with each term normalized as described in the module docstring. Style targets
+    with each term normalized as described in the module docstring (``relative_style``
+    divides each style layer by its target's mean squared Gram entry). Style targets
     are set once (``set_style``) and kept as Gram matrices; content targets are
     computed by ``content_targets`` (without gradient) and passed to ``forward``.
     """
@@ -101,6 +111,7 @@ class PerceptualLoss(nn.Module):
         content_weight: float = 1.0,
         style_weight: float = 5.0,
         tv_weight: float = 1e-6,
+        relative_style: bool = False,
     ) -> None:
         super().__init__()
         self.content_layers = dict(DEFAULT_CONTENT_LAYERS if content_layers is None else content_layers)
@@ -117,7 +128,9 @@ class PerceptualLoss(nn.Module):
         self.content_weight = content_weight
         self.style_weight = style_weight
         self.tv_weight = tv_weight
+        self.relative_style = relative_style
         self.target_grams: dict[str, Tensor] = {}
+        self.style_scales: dict[str, float] = {}
 
     @torch.no_grad()
     def set_style(self, style: Tensor) -> None:
@@ -129,6 +142,10 @@ class PerceptualLoss(nn.Module):
         self.target_grams = {
             name: gram_matrix(features[name]).mean(0, keepdim=True) for name in self.style_layers
         }
+        self.style_scales = {
+            name: 1.0 / max(float(g.pow(2).mean()), 1e-12) if self.relative_style else 1.0
+            for name, g in self.target_grams.items()
+        }
 
     @torch.no_grad()
     def content_targets(self, content: Tensor) -> dict[str, Tensor]:
@@ -137,7 +154,7 @@ class PerceptualLoss(nn.Module):
 
     def forward(self, image: Tensor, content_targets: Mapping[str, Tensor] | None = None) -> LossTerms:
         features = self.encoder(image)
-        zero = image.new_zeros((), dtype=torch.float32)
+        zero = image.new_zeros((), dtype=_at_least_fp32(image).dtype)
 
         content = zero
         if self.content_layers and self.content_weight:
@@ -153,8 +170,8 @@ class PerceptualLoss(nn.Module):
                 raise ValueError("style layers are set but set_style() was never called")
             for name, w in self.style_layers.items():
                 loss = style_loss(gram_matrix(features[name]), self.target_grams[name].to(image.device))
-                style_by_layer[name] = self.style_weight * w * loss
+                style_by_layer[name] = self.style_weight * w * self.style_scales[name] * loss
         style = sum(style_by_layer.values(), zero)
 
-        tv = self.tv_weight * total_variation(image.float()) if self.tv_weight else zero
+        tv = self.tv_weight * total_variation(_at_least_fp32(image)) if self.tv_weight else zero
         return LossTerms(content + style + tv, content, style, tv, style_by_layer)

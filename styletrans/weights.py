@@ -201,6 +201,8 @@ def _load_file(path: Path, source: str | None = None) -> VGGWeights:
             _from_torchvision_features(payload, arch)
         )
         norm = "imagenet"
+    if not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"{path} is not a state dict of tensors")
     if "conv1_1.weight" not in state:
         raise WeightsError(f"{path} has no VGG conv layers (expected conv1_1.weight or features.0.weight)")
     return VGGWeights(source or f"file:{path}", arch, norm, state)

@@ -25,7 +25,8 @@ INITS = ("content", "noise", "style")
 class GatysSettings:
     """Loss network, layers, weights and optimizer of the optimization path.
 
-    Layers follow Gatys et al. 2016 (content relu4_2; style relu1_1 ... relu5_1).
+    Layers follow Gatys et al. 2016 (content relu4_2; style relu1_1 ... relu5_1), with
+    relative style terms (see ``styletrans.losses``) in place of Gatys' rescaled network.
     Weights were chosen by looking at results with ``vgg16-caffe`` at 256-512 px and
     300 L-BFGS iterations (see the README gallery); losses are normalized as in
     ``styletrans.losses``.
@@ -36,9 +37,10 @@ class GatysSettings:
     style_layers: dict[str, float] = field(
         default_factory=lambda: {f"relu{i}_1": 1.0 for i in range(1, 6)}
     )
+    relative_style: bool = True
     content_weight: float = 1.0
-    style_weight: float = 1e3
-    tv_weight: float = 10.0
+    style_weight: float = 100.0
+    tv_weight: float = 20.0
     optimizer: str = "lbfgs"
     lr: float = 1.0
     iterations: int = 300
@@ -52,6 +54,7 @@ class GatysSettings:
             content_weight=self.content_weight,
             style_weight=self.style_weight,
             tv_weight=self.tv_weight,
+            relative_style=self.relative_style,
         ).to(device)
 
 

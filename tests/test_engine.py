@@ -1,0 +1,102 @@
+"""The one image-optimization loop: optimizers, regularizers, records, callbacks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from styletrans.optimize.engine import (
+    L2,
+    Clamp,
+    ClipSmallValues,
+    GaussianBlur,
+    Jitter,
+    PixelImage,
+    TotalVariation,
+    gaussian_blur,
+    optimize_image,
+)
+
+TARGET = torch.linspace(0, 1, 3 * 8 * 8).reshape(1, 3, 8, 8)
+
+
+def _distance(image: torch.Tensor) -> torch.Tensor:
+    return (image - TARGET).pow(2).mean()
+
+
+@pytest.mark.parametrize(("optimizer", "lr", "iterations"),
+                         [("lbfgs", 1.0, 20), ("adam", 0.05, 150), ("sgd", 20.0, 150), ("normalized-sgd", 0.01, 150)])
+def test_every_optimizer_reaches_a_quadratic_minimum(optimizer: str, lr: float, iterations: int) -> None:
+    result = optimize_image(PixelImage(torch.full_like(TARGET, 0.5)), _distance, optimizer=optimizer,
+                            lr=lr, iterations=iterations, progress=False)
+    assert len(result.history) == iterations
+    assert result.losses[-1] < 0.05 * result.losses[0]
+    assert _distance(result.image) < 1e-3
+
+
+def test_records_objective_parts_and_penalties_and_calls_back() -> None:
+    class Terms:
+        def __init__(self, total: torch.Tensor) -> None:
+            self.total = total
+
+        def as_floats(self) -> dict[str, float]:
+            return {"distance": float(self.total)}
+
+    seen = []
+    result = optimize_image(PixelImage(torch.rand(1, 3, 8, 8)), lambda x: Terms(_distance(x)),
+                            regularizers=[TotalVariation(0.1)], optimizer="adam", lr=0.01, iterations=3,
+                            callback=lambda step, image, record: seen.append((step, image.shape, record)),
+                            progress=False)
+    assert [s[0] for s in seen] == [0, 1, 2] and seen[0][1] == (1, 3, 8, 8)
+    record = result.history[0]
+    assert set(record) == {"loss", "distance", "TotalVariation"}
+    assert record["loss"] == pytest.approx(record["distance"] + record["TotalVariation"], rel=1e-5)
+
+
+def test_clamp_keeps_pixels_valid_even_when_the_objective_pushes_out() -> None:
+    result = optimize_image(PixelImage(torch.rand(1, 3, 8, 8)), lambda x: -x.mean(), regularizers=[Clamp()],
+                            optimizer="sgd", lr=100.0, iterations=5, progress=False)
+    assert result.image.min() >= 0 and result.image.max() <= 1
+    assert torch.allclose(result.image, torch.ones_like(result.image))
+
+
+def test_tv_and_l2_penalties_smooth_and_center() -> None:
+    noisy = torch.rand(1, 3, 16, 16)
+    result = optimize_image(PixelImage(noisy), lambda x: x.sum() * 0, regularizers=[TotalVariation(1.0), L2(1.0)],
+                            optimizer="adam", lr=0.02, iterations=100, progress=False)
+    assert result.losses[-1] < 0.2 * result.losses[0]
+    assert (result.image - 0.5).abs().mean() < (noisy - 0.5).abs().mean()
+
+
+def test_jitter_rolls_the_image_the_objective_sees() -> None:
+    torch.manual_seed(0)
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    moved = [not torch.equal(Jitter(1).transform(image), image) for _ in range(20)]
+    assert any(moved)
+    assert torch.equal(Jitter(0).transform(image), image)
+
+
+def test_blur_every_k_steps_and_small_value_clipping() -> None:
+    pixels = torch.rand(1, 3, 16, 16)
+    blurred = pixels.clone()
+    GaussianBlur(1.0, every=2).after_step(blurred, step=0)
+    assert torch.equal(blurred, pixels)  # not on this step
+    GaussianBlur(1.0, every=2).after_step(blurred, step=1)
+    assert blurred.std() < pixels.std()
+    assert torch.allclose(gaussian_blur(torch.full((1, 3, 8, 8), 0.7), 2.0), torch.full((1, 3, 8, 8), 0.7))
+
+    clipped = pixels.clone()
+    ClipSmallValues(50).after_step(clipped, step=0)
+    frac_center = (clipped == 0.5).all(dim=1).float().mean()
+    assert 0.4 < frac_center < 0.6
+
+
+def test_non_finite_loss_is_reported() -> None:
+    with pytest.raises(FloatingPointError, match="iteration 0"):
+        optimize_image(PixelImage(torch.rand(1, 3, 4, 4)), lambda x: x.sum() * float("nan"),
+                       optimizer="adam", iterations=2, progress=False)
+
+
+def test_unknown_optimizer() -> None:
+    with pytest.raises(ValueError, match="lbfgs"):
+        optimize_image(PixelImage(torch.rand(1, 3, 4, 4)), _distance, optimizer="rmsprop", progress=False)

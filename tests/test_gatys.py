@@ -1,0 +1,80 @@
+"""Style transfer, texture synthesis and feature inversion on a tiny random VGG."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from styletrans.color import keep_colors, rgb_to_yiq, yiq_to_rgb
+from styletrans.optimize.gatys import GatysSettings, invert_features, run_gatys, synthesize_texture
+
+
+def _settings(**kwargs) -> GatysSettings:
+    base = dict(loss_network="random:0", content_layers={"relu2_1": 1.0},
+                style_layers={"relu1_1": 1.0, "relu2_1": 1.0}, style_weight=10.0, tv_weight=0.1, iterations=15)
+    return GatysSettings(**{**base, **kwargs})
+
+
+@pytest.fixture
+def content() -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.nn.functional.interpolate(torch.rand(1, 3, 6, 6), size=(24, 32), mode="bilinear")[0]
+
+
+@pytest.fixture
+def style() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.rand(3, 24, 24)
+
+
+def test_style_transfer_lowers_the_loss_and_keeps_the_content_size(content, style) -> None:
+    result = run_gatys(content, style, _settings(), progress=False)
+    assert result.image.shape == (1, 3, 24, 32)
+    first, last = result.history[0], result.history[-1]
+    assert last["loss"] < 0.7 * first["loss"] and last["style"] < 0.5 * first["style"]
+    assert result.history[0]["content"] == pytest.approx(0.0, abs=1e-6)  # started from the content
+    assert 0 <= result.image.min() and result.image.max() <= 1
+
+
+def test_texture_synthesis_matches_style_statistics_from_noise(style) -> None:
+    result = synthesize_texture(style, (20, 20), _settings(tv_weight=0.0, iterations=25), progress=False)
+    assert result.image.shape == (1, 3, 20, 20)
+    assert result.history[-1]["content"] == 0.0
+    assert result.losses[-1] < 0.2 * result.losses[0]
+
+
+def test_feature_inversion_reconstructs_the_layer_code(content) -> None:
+    result = invert_features(content, "relu1_1", _settings(tv_weight=0.0, iterations=30), progress=False)
+    assert result.history[-1]["style"] == 0.0
+    assert result.losses[-1] < 0.1 * result.losses[0]
+    # relu1_1 keeps almost everything: the reconstruction approaches the photo itself.
+    assert (result.image[0] - content).abs().mean() < (0.5 - content).abs().mean()
+
+
+def test_multi_scale_runs_each_scale(content, style) -> None:
+    result = run_gatys(content, style, _settings(iterations=4), scales=2, progress=False)
+    assert len(result.history) == 8 and result.image.shape == (1, 3, 24, 32)
+
+
+def test_noise_init_is_seeded(content, style) -> None:
+    a = run_gatys(content, style, _settings(init="noise", iterations=2), seed=5, progress=False).image
+    b = run_gatys(content, style, _settings(init="noise", iterations=2), seed=5, progress=False).image
+    assert torch.equal(a, b)
+
+
+def test_preserve_color_keeps_the_content_chrominance(content, style) -> None:
+    result = run_gatys(content, style, _settings(iterations=5), preserve_color=True, progress=False)
+    iq_out = rgb_to_yiq(result.image)[0, 1:]
+    iq_content = rgb_to_yiq(content)[1:]
+    assert (iq_out - iq_content).abs().mean() < 0.02
+
+
+def test_yiq_round_trip_and_keep_colors() -> None:
+    x = torch.rand(2, 3, 5, 5)
+    assert torch.allclose(yiq_to_rgb(rgb_to_yiq(x)), x, atol=1e-5)
+    assert torch.allclose(keep_colors(x, x), x, atol=1e-5)
+
+
+def test_needs_an_input() -> None:
+    with pytest.raises(ValueError, match="content image, a style image"):
+        run_gatys(None, None, _settings())
