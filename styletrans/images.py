@@ -28,6 +28,10 @@ class ImageError(ValueError):
     """An input could not be read as an image (the message names the file)."""
 
 
+class ImageTooLargeError(ImageError):
+    """The image declares more pixels than allowed (found from its header, before decoding)."""
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit and float greyscale: scale the real range to 8 bits, not clip at 255.
@@ -66,7 +70,7 @@ def open_rgb(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_MAX
             with Image.open(stream) as img:
                 # Checked before decoding: the header alone can declare a bomb.
                 if img.width * img.height > max_pixels:
-                    raise ImageError(
+                    raise ImageTooLargeError(
                         f"{label}: {img.width}x{img.height} is {img.width * img.height:,} pixels, "
                         f"above the limit of {max_pixels:,}"
                     )
@@ -78,7 +82,9 @@ def open_rgb(source: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_MAX
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own, larger limit, hit while opening
-        raise ImageError(f"{label}: declared size is above the limit of {max_pixels:,} pixels ({exc})") from None
+        raise ImageTooLargeError(
+            f"{label}: declared size is above the limit of {max_pixels:,} pixels ({exc})"
+        ) from None
     except UnidentifiedImageError as exc:
         raise ImageError(f"{label}: not a readable image ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -33,7 +33,7 @@ def test_style_transfer_lowers_the_loss_and_keeps_the_content_size(content, styl
     first, last = result.history[0], result.history[-1]
     assert last["loss"] < 0.7 * first["loss"] and last["style"] < 0.5 * first["style"]
     assert result.history[0]["content"] == pytest.approx(0.0, abs=1e-6)  # started from the content
-    assert 0 <= result.image.min() and result.image.max() <= 1
+    assert result.image.min() >= 0 and result.image.max() <= 1
 
 
 def test_texture_synthesis_matches_style_statistics_from_noise(style) -> None:

@@ -83,7 +83,7 @@ def test_missing_file_is_an_image_error(tmp_path: Path) -> None:
 def test_unusual_files_load_as_rgb_in_unit_range(corpus: dict[str, Path], name: str) -> None:
     image = load_image(corpus[name])
     assert image.dtype == torch.float32 and image.shape[0] == 3
-    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+    assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
 
 
 def test_sixteen_bit_keeps_its_range_instead_of_clipping(corpus: dict[str, Path]) -> None:

@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--content-weight", type=float, default=d.content_weight)
     p.add_argument("--style-weight", type=float, default=d.style_weight)
     p.add_argument("--tv-weight", type=float, default=d.tv_weight)
-    p.add_argument("--init", choices=INITS, default=None, help="start image (default: content; noise for texture, invert)")
+    p.add_argument("--init", choices=INITS, default=None, help="start image (default: content, or noise)")
     p.add_argument("--layer", default="relu3_3", help="layer to invert (mode invert)")
     p.add_argument("--scales", type=int, default=1, help="coarse-to-fine scales (2+ for large outputs)")
     p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the photo's colours")

@@ -65,7 +65,7 @@ class TransformerNet(nn.Module):
     """RGB in [0, 1] of any size (B, 3, H, W) -> stylized RGB in [0, 1], same size.
 
     Inputs whose sides are not multiples of 4 are reflection-padded and the output
-    cropped back, so any H and W work (and export to ONNX with dynamic axes).
+    cropped back, so any H and W of at least 5 work (and export to ONNX with dynamic axes).
     """
 
     def __init__(self, config: TransformerConfig | None = None) -> None:
@@ -80,9 +80,9 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % 4, (-w) % 4
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > 4 else "replicate")
+        # Unconditional (often zero) padding: an exported graph then holds for every size,
+        # where an ``if`` would be frozen to the branch taken while tracing.
+        x = F.pad(x, (0, (-w) % 4, 0, (-h) % 4), mode="reflect")
         y = self.decoder(self.residuals(self.encoder(x)))
         # Sigmoid keeps the output in [0, 1] with a gradient everywhere (clamping would not).
         return y.sigmoid()[..., :h, :w]

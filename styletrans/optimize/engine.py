@@ -12,7 +12,8 @@ the objective, the regularizers, the initial image and the optimizer they pass.
   parts are recorded; maximize by returning the negative;
 * **regularizers** add a penalty to the loss (TV, L2), transform the image before
   the objective sees it (jitter), or act on the pixels after a step (clamping,
-  blur, clipping of small values);
+  blur, clipping of small values or of small contributions, which reads the
+  step's gradient from ``pixels.grad``);
 * the **optimizer** is ``lbfgs``, ``adam``, ``sgd`` or ``normalized-sgd`` (steps of
   ``lr * grad / mean|grad|``, as DeepDream takes).
 """
@@ -40,7 +41,7 @@ class PixelImage(nn.Module):
 
     def __init__(self, init: Tensor) -> None:
         super().__init__()
-        self.pixels = nn.Parameter(init.detach().clone().float())
+        self.pixels = nn.Parameter(init.detach().float().clone(memory_format=torch.contiguous_format))
 
     def forward(self) -> Tensor:
         return self.pixels
@@ -59,7 +60,8 @@ class Regularizer:
 
     @torch.no_grad()
     def after_step(self, pixels: Tensor, step: int) -> None:
-        """An in-place change of the optimized pixels after each step."""
+        """An in-place change of the optimized pixels after each step (the engine calls it
+        under ``no_grad``; ``pixels.grad`` holds the gradient the step was taken from)."""
 
 
 @dataclass
@@ -138,6 +140,24 @@ class ClipSmallValues(Regularizer):
         pixels.copy_(torch.where(norm < threshold, torch.full_like(pixels, self.center), pixels))
 
 
+@dataclass
+class ClipSmallContributions(Regularizer):
+    """Move pixels whose contribution ``|sum_c (x - center) * grad|`` to the objective is
+    in the smallest ``percentile`` to ``center`` (Yosinski et al. 2015): a first-order
+    estimate of what setting the pixel to grey would change."""
+
+    percentile: float
+    center: float = 0.5
+
+    @torch.no_grad()
+    def after_step(self, pixels: Tensor, step: int) -> None:
+        if self.percentile <= 0 or pixels.grad is None:
+            return
+        contribution = ((pixels - self.center) * pixels.grad).sum(dim=1, keepdim=True).abs()
+        threshold = torch.quantile(contribution.flatten(1), self.percentile / 100, dim=1).view(-1, 1, 1, 1)
+        pixels.copy_(torch.where(contribution < threshold, torch.full_like(pixels, self.center), pixels))
+
+
 def gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur with reflection padding, (B, C, H, W)."""
     radius = max(1, math.ceil(3 * sigma))
@@ -203,33 +223,40 @@ def optimize_image(
     autocast_dtype: torch.dtype | None = None,
     progress: bool = True,
     desc: str = "optimize",
+    until: Callable[[dict[str, float]], bool] | None = None,
 ) -> OptimizationResult:
     """Minimize ``objective(param())`` plus regularizer penalties over ``iterations`` steps.
 
     ``callback(step, image, record)`` runs after every step with the current image
     (no gradient) and that step's record of floats (``loss`` and the objective's parts).
+    ``until(record)`` stops early: as soon as it holds for the record of an evaluated
+    image, that image (not the one after the step) is returned and the history ends
+    with its record (fooling images stop at the first image that fools).
     """
     params = [p for p in param.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, lr)
     device_type = params[0].device.type
     history: list[dict[str, float]] = []
     record: dict[str, float] = {}
+    evaluated: Tensor | None = None
 
     def closure() -> Tensor:
-        nonlocal record
+        nonlocal record, evaluated
         if opt is not None:
             opt.zero_grad(set_to_none=True)
         else:
             for p in params:
                 p.grad = None
         image = param()
+        if until is not None:
+            evaluated = image.detach().clone()
         loss = image.new_zeros((), dtype=torch.float32)
         parts: dict[str, float] = {}
         for reg in regularizers:
             term = reg.penalty(image)
             if term is not None:
                 loss = loss + term
-                parts[type(reg).__name__] = float(term)
+                parts[type(reg).__name__] = float(term.detach())
         seen = image
         for reg in regularizers:
             seen = reg.transform(seen)
@@ -239,7 +266,7 @@ def optimize_image(
             total, obj_parts = _split(objective(seen))
         loss = loss + total.float()
         loss.backward()
-        record = {"loss": float(loss), **obj_parts, **parts}
+        record = {"loss": float(loss.detach()), **obj_parts, **parts}
         return loss
 
     bar = tqdm(range(iterations), desc=desc, disable=not progress, leave=False)
@@ -254,9 +281,14 @@ def optimize_image(
         else:
             closure()
             opt.step()
-        for reg in regularizers:
-            for p in params:
-                reg.after_step(p.data, step)
+        if until is not None and until(record):
+            history.append(record)
+            bar.close()
+            return OptimizationResult(evaluated, history)
+        with torch.no_grad():  # the parameters themselves, so that .grad is readable
+            for reg in regularizers:
+                for p in params:
+                    reg.after_step(p, step)
         if not math.isfinite(record["loss"]):
             raise FloatingPointError(f"loss became {record['loss']} at iteration {step}: lower lr or weights")
         history.append(record)

@@ -1,0 +1,91 @@
+"""``styletrans serve``: an HTTP service for every ONNX model in a folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from styletrans.serving.settings import ADMIN_TOKEN_ENV, API_KEY_ENV, ServeSettings
+
+DEFAULTS = ServeSettings(models_dir=Path("models"))
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve", help="serve the ONNX models of a folder over HTTP (batching, limits, metrics)",
+        description="Serve every .onnx model in --models-dir by style name (the file name without .onnx): "
+        "POST /v1/stylize/STYLE, GET /v1/styles, /health/live, /health/ready, /metrics. Concurrent requests "
+        "for the same style and image size run as one batch. Files added, replaced or removed in the folder "
+        "are picked up while serving. See serve/README.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--models-dir", type=Path, required=True, help="folder of exported .onnx models")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=DEFAULTS.workers,
+                   help="batches computed at the same time (threads sharing one session per model)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="ONNX Runtime threads per batch (default: CPU cores / workers)")
+    p.add_argument("--max-batch-size", type=int, default=DEFAULTS.max_batch_size,
+                   help="requests per network call (1: no batching)")
+    p.add_argument("--batch-timeout-ms", type=float, default=DEFAULTS.batch_timeout_ms,
+                   help="how long a request may wait for others to batch with")
+    p.add_argument("--provider", choices=("auto", "cuda", "tensorrt", "cpu"), default=DEFAULTS.provider,
+                   help="ONNX Runtime execution provider (auto: CUDA if usable, else CPU)")
+    p.add_argument("--max-queue", type=int, default=DEFAULTS.max_queue,
+                   help="stylize requests in progress at once; more are answered 503 with Retry-After")
+    p.add_argument("--request-timeout", type=float, default=DEFAULTS.request_timeout_s,
+                   help="seconds a request may take once received (504 after)")
+    p.add_argument("--max-body-mb", type=float, default=DEFAULTS.max_body_bytes / 2**20,
+                   help="largest request body in MiB (413 above)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULTS.max_pixels,
+                   help="largest input image in pixels, checked before decoding (413 above)")
+    p.add_argument("--max-side", type=int, default=DEFAULTS.max_side,
+                   help="longest side the network runs at; larger inputs are scaled down")
+    p.add_argument("--reload-interval", type=float, default=DEFAULTS.reload_interval_s,
+                   help="seconds between checks of the models folder for changes (0: never)")
+    p.add_argument("--api-key", default=None,
+                   help=f"require 'Authorization: Bearer KEY' on /v1/* (or set {API_KEY_ENV}, which keeps the key "
+                   "out of the process list)")
+    p.add_argument("--admin-token", default=None,
+                   help=f"enable POST /v1/admin/reload with this bearer token (or set {ADMIN_TOKEN_ENV})")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default="info")
+    p.set_defaults(handler=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    return ServeSettings(
+        models_dir=args.models_dir, provider=args.provider, workers=args.workers, threads=args.threads,
+        max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms, max_queue=args.max_queue,
+        request_timeout_s=args.request_timeout, max_body_bytes=int(args.max_body_mb * 2**20),
+        max_pixels=args.max_pixels, max_side=args.max_side, reload_interval_s=args.reload_interval,
+        api_key=args.api_key, admin_token=args.admin_token,
+    ).with_secrets_from_env()
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from styletrans.cli import CommandError
+    from styletrans.serving.app import Service, create_app
+
+    settings = settings_from_args(args)
+    if not settings.models_dir.is_dir():
+        raise CommandError(f"{settings.models_dir}: no such folder (export models with `styletrans export`)")
+    # Load before binding the port: a folder without a usable model is a clear error, not a failed start-up.
+    service = Service(settings)
+    report = service.store.reload()
+    if not service.store.models:
+        problems = "".join(f"\n  {name}: {why}" for name, why in report.failed.items())
+        raise CommandError(f"no usable .onnx model in {settings.models_dir}{problems}")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name, model in sorted(service.store.models.items()):
+        print(f"style {name}: {model.stylizer.describe()}")
+    auth = "bearer token required" if settings.api_key else "no auth"
+    print(f"serving {len(service.store.models)} styles on http://{args.host}:{args.port} ({auth}); "
+          f"batches of up to {settings.max_batch_size}, {settings.workers} worker(s)")
+    uvicorn.run(create_app(settings, service), host=args.host, port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=10)
+    return 0

@@ -1,0 +1,233 @@
+"""``styletrans stylize``: apply a trained style network to photos, folders and videos."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
+    from tqdm import tqdm
+
+    from styletrans.inference import Stylizer
+
+GLOB_CHARS = set("*?[")
+OUTPUT_FORMATS = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png", ".webp": ".webp"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "stylize", help="stylize images, folders and videos with a trained model",
+        description="Stylize with a trained style network. INPUT: image files, folders (searched "
+        "recursively), glob patterns ('photos/**/*.jpg') or videos (.mp4, .mov, .mkv, ...). Outputs are "
+        "named NAME_STYLE.EXT in --output-dir (folders keep their sub-folders), never overwrite unless "
+        "--overwrite, and a failing file is reported and counted without stopping the others "
+        "(exit status 1 if any failed).",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder, glob or video")
+    p.add_argument("--model", "-m", required=True,
+                   help="an .onnx or .ckpt file, or a model name from the model directories")
+    p.add_argument("--models-dir", type=Path, default=None,
+                   help="where to look up models by name (default: ./models, the checkout's models/, "
+                   "~/.cache/styletrans/models)")
+    p.add_argument("--output-dir", "-o", type=Path, required=True, help="folder for the results")
+    p.add_argument("--size", type=int, default=None, help="longest side of the output (default: the input's)")
+    p.add_argument("--preserve-color", action="store_true",
+                   help="keep the photo's colours (chrominance); take only luminance from the style")
+    p.add_argument("--strength", type=float, default=1.0, help="0: the photo, 1: fully stylized (default: 1)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="process images larger than this many pixels per side in overlapping tiles "
+                   "(bounded memory for huge images)")
+    p.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels, blended seamlessly (default: 64)")
+    p.add_argument("--batch-size", type=int, default=4,
+                   help="same-size images (or video frames) per network call (default: 4)")
+    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx",
+                   help="onnx (default): ONNX Runtime, a checkpoint is exported in memory first; torch: PyTorch eager")
+    p.add_argument("--provider", choices=("auto", "cuda", "tensorrt", "cpu"), default="auto",
+                   help="ONNX Runtime execution provider (default auto: CUDA if usable, else CPU)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    p.add_argument("--format", choices=("same", "jpg", "png", "webp"), default="same",
+                   help="output image format (default same: the input's; png for formats other than jpg/png/webp)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+@dataclass
+class Job:
+    source: Path
+    output: Path
+
+
+@dataclass
+class Results:
+    done: list[Path] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def fail(self, source: Path | str, message: str) -> None:
+        self.failed[str(source)] = message.removeprefix(f"{source}: ")  # ImageError names the file already
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], dict[str, str]]:
+    """``[(file, path relative to the output dir)]`` and ``{input: error}`` for unusable inputs."""
+    from styletrans.images import find_images
+    from styletrans.inference.video import VIDEO_SUFFIXES
+
+    files: list[tuple[Path, Path]] = []
+    errors: dict[str, str] = {}
+    for spec in inputs:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            found = [p for p in find_images(path)] + sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+            )
+            if not found:
+                errors[spec] = "folder contains no images or videos"
+            files += [(p, p.relative_to(path)) for p in found]
+        elif path.is_file():
+            files.append((path, Path(path.name)))
+        elif GLOB_CHARS & set(spec):
+            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
+            if not matches:
+                errors[spec] = "pattern matches no files"
+            files += [(m, Path(m.name)) for m in matches]
+        else:
+            errors[spec] = "no such file or folder"
+    return files, errors
+
+
+def plan_outputs(files: list[tuple[Path, Path]], output_dir: Path, style: str, fmt: str) -> list[Job]:
+    """One output per distinct input; names get ``_2``, ``_3``... where two inputs would collide."""
+    from styletrans.inference.video import is_video, output_suffix
+
+    jobs: list[Job] = []
+    taken: set[Path] = set()
+    seen: set[Path] = set()
+    for source, relative in files:
+        if source.resolve() in seen:
+            continue
+        seen.add(source.resolve())
+        if is_video(source):
+            suffix = output_suffix(source)
+        elif fmt == "same":
+            suffix = OUTPUT_FORMATS.get(source.suffix.lower(), ".png")
+        else:
+            suffix = f".{fmt}"
+        stem = output_dir / relative.parent / f"{relative.stem}_{style}"
+        candidate, n = stem.with_name(stem.name + suffix), 1
+        while candidate in taken:
+            n += 1
+            candidate = stem.with_name(f"{stem.name}_{n}{suffix}")
+        taken.add(candidate)
+        jobs.append(Job(source, candidate))
+    return jobs
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from styletrans.inference import Stylizer, resolve_model
+    from styletrans.inference.video import is_video
+
+    if not 0.0 <= args.strength <= 1.0:
+        raise ValueError(f"--strength must be between 0 and 1, got {args.strength}")
+    if args.size is not None and args.size < 8:
+        raise ValueError(f"--size must be at least 8, got {args.size}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    model = resolve_model(args.model, args.models_dir)
+    stylizer = Stylizer(model, backend=args.backend, provider=args.provider, threads=args.threads)
+    print(f"model {model}: {stylizer.describe()}", file=sys.stderr)
+
+    files, input_errors = expand_inputs(args.inputs)
+    results = Results(failed=dict(input_errors))
+    jobs = plan_outputs(files, args.output_dir, _safe(stylizer.style_name), args.format)
+    pending: list[Job] = []
+    for job in jobs:
+        if job.output.exists() and not args.overwrite:
+            results.fail(job.source, f"{job.output} already exists (pass --overwrite to replace it)")
+        else:
+            pending.append(job)
+    images = [j for j in pending if not is_video(j.source)]
+    videos = [j for j in pending if is_video(j.source)]
+
+    with tqdm(total=len(images), unit="image", disable=args.quiet or not images, file=sys.stderr) as bar:
+        for chunk_start in range(0, len(images), 8 * args.batch_size):
+            chunk = images[chunk_start: chunk_start + 8 * args.batch_size]
+            _stylize_images(stylizer, chunk, args, results, bar)
+    for job in videos:
+        _stylize_video(stylizer, job, args, results)
+
+    for source, message in results.failed.items():
+        print(f"failed: {source}: {message}", file=sys.stderr)
+    print(f"stylized {len(results.done)} file(s) into {args.output_dir}, {len(results.failed)} failed")
+    return 1 if results.failed else 0
+
+
+def _safe(name: str) -> str:
+    """A style name usable in file names."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "styled"
+
+
+def _stylize_images(stylizer: Stylizer, jobs: list[Job], args: argparse.Namespace, results: Results,
+                    bar: tqdm) -> None:
+    """Load a chunk of images, group same-size ones into batches, stylize, save."""
+    from styletrans.atomic import OutputExistsError
+    from styletrans.images import ImageError, open_rgb, resize_longest, save_image
+
+    by_size: dict[tuple[int, int], list[tuple[Job, Image.Image]]] = defaultdict(list)
+    for job in jobs:
+        try:
+            image = resize_longest(open_rgb(job.source), args.size)
+        except ImageError as exc:
+            results.fail(job.source, str(exc))
+            bar.update(1)
+            continue
+        by_size[image.size].append((job, image))
+
+    options = {"strength": args.strength, "preserve_color": args.preserve_color}
+    for size, group in by_size.items():
+        tiled = args.tile is not None and max(size) > args.tile
+        step = 1 if tiled else args.batch_size
+        for start in range(0, len(group), step):
+            batch = group[start: start + step]
+            try:
+                if tiled:
+                    outputs = [stylizer.stylize(batch[0][1], tile=args.tile, overlap=args.overlap, **options)]
+                else:
+                    outputs = stylizer.stylize_batch([image for _, image in batch], **options)
+            except (RuntimeError, ValueError, MemoryError) as exc:
+                for job, _ in batch:
+                    results.fail(job.source, f"stylizing failed: {exc}")
+                bar.update(len(batch))
+                continue
+            for (job, _), output in zip(batch, outputs, strict=True):
+                try:
+                    save_image(output, job.output, overwrite=args.overwrite)
+                    results.done.append(job.output)
+                except (OutputExistsError, OSError, ValueError) as exc:
+                    results.fail(job.source, str(exc))
+                bar.update(1)
+
+
+def _stylize_video(stylizer: Stylizer, job: Job, args: argparse.Namespace, results: Results) -> None:
+    from styletrans.atomic import OutputExistsError
+    from styletrans.inference.video import VideoError, stylize_video
+
+    try:
+        summary = stylize_video(
+            stylizer, job.source, job.output, size=args.size, strength=args.strength,
+            preserve_color=args.preserve_color, batch_size=args.batch_size, overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except (VideoError, OutputExistsError, RuntimeError, ValueError, OSError) as exc:
+        results.fail(job.source, str(exc))
+        return
+    results.done.append(job.output)
+    print(f"{job.source} -> {job.output}: {summary['frames']} frames at {summary['fps']:g} fps, "
+          f"{summary['size'][0]}x{summary['size'][1]}, audio {summary['audio'] or 'none'}", file=sys.stderr)

@@ -1,0 +1,172 @@
+"""Run a fast model and the Gatys optimization on the same photos under the same loss.
+
+The loss is the one the model was trained with, rebuilt from its metadata (loss
+network, layers, weights, style size); Gatys starts from the content photo and runs
+once to the largest requested iteration count, with snapshots at the others. Both
+are timed on the same device, model loading and loss-network loading excluded.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from styletrans.evaluation.metrics import ImageEvaluation, Losses, nearest
+from styletrans.evaluation.similarity import load_lpips, similarity
+from styletrans.inference import ModelError, OnnxBackend, TorchBackend, resolve_model
+from styletrans.losses import PerceptualLoss
+from styletrans.optimize.gatys import GatysSettings, run_gatys
+
+# Training settings that define the loss (see StyleTransferModule.build_loss).
+LOSS_KEYS = ("loss_network", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight")
+FAST_REPEATS = 5  # timed runs after one warm-up; the median is reported (robust to a busy CPU)
+
+
+@dataclass
+class FastModel:
+    """A trained style network on one device, with the metadata it was saved with."""
+
+    path: Path
+    backend: OnnxBackend | TorchBackend
+    metadata: dict[str, Any]
+
+    @property
+    def style_name(self) -> str:
+        return str(self.metadata.get("style_name") or self.path.stem)
+
+    @property
+    def training(self) -> dict[str, Any]:
+        training = self.metadata.get("training")
+        return training if isinstance(training, dict) else {}
+
+    def describe(self) -> str:
+        return f"{self.path.name} (style {self.style_name!r}) on {self.backend.describe()}"
+
+
+def load_model(spec: str | os.PathLike, device: torch.device, threads: int | None = None) -> FastModel:
+    """An ``.onnx`` file (ONNX Runtime) or a checkpoint (PyTorch), by path or model name,
+    placed on ``device`` so that it is timed where Gatys runs (``threads``: ONNX Runtime's
+    CPU threads; PyTorch uses ``torch.set_num_threads``)."""
+    path = resolve_model(spec)
+    if path.suffix.lower() == ".onnx":
+        backend = OnnxBackend(path, provider="cuda" if device.type == "cuda" else "cpu", threads=threads)
+        metadata = dict(backend.metadata)
+    else:
+        from styletrans.models.checkpoint import load_transformer
+
+        net, metadata = load_transformer(path)
+        backend = TorchBackend(net, device)
+    return FastModel(path, backend, metadata)
+
+
+def gatys_settings(model: FastModel, iterations: int, optimizer: str = "lbfgs", lr: float = 1.0) -> GatysSettings:
+    """The optimization under exactly the loss ``model`` was trained with, from the content
+    photo, ``iterations`` steps; L-BFGS with step 1 by default, as Johnson et al. compare."""
+    training = model.training
+    missing = [key for key in LOSS_KEYS if key not in training]
+    if missing:
+        raise ModelError(
+            f"{model.path}: its metadata lacks the training setting(s) {', '.join(missing)}, so the loss it was "
+            "trained with cannot be rebuilt; evaluate the training checkpoint, or an ONNX file exported from it "
+            "by `styletrans export` (which copies the settings)"
+        )
+    return GatysSettings(
+        loss_network=str(training["loss_network"]),
+        content_layers={str(k): float(v) for k, v in training["content_layers"].items()},
+        style_layers={str(k): float(v) for k, v in training["style_layers"].items()},
+        # Training builds PerceptualLoss with its default (absolute) style terms unless told otherwise.
+        relative_style=bool(training.get("relative_style", False)),
+        content_weight=float(training["content_weight"]),
+        style_weight=float(training["style_weight"]),
+        tv_weight=float(training["tv_weight"]),
+        optimizer=optimizer, lr=lr, iterations=iterations, init="content",
+    )
+
+
+@dataclass
+class Outputs:
+    """The images behind one ``ImageEvaluation`` (each (1, 3, H, W) on the CPU)."""
+
+    content: Tensor
+    fast: Tensor
+    gatys: dict[int, Tensor]
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Evaluator:
+    """Scores a fast model against Gatys photo by photo (one loss network, loaded once)."""
+
+    def __init__(self, model: FastModel, style: Tensor, counts: list[int], device: torch.device, *,
+                 optimizer: str = "lbfgs", lr: float = 1.0, use_lpips: bool = True, progress: bool = True) -> None:
+        self.model, self.counts, self.device, self.progress = model, sorted(counts), device, progress
+        self.reference = nearest(self.counts)
+        self.settings = gatys_settings(model, max(self.counts), optimizer, lr)
+        self.style = style[None] if style.dim() == 3 else style
+        self.loss: PerceptualLoss = self.settings.build_loss(device)
+        self.loss.set_style(self.style.to(device))
+        self.lpips, self.lpips_note = load_lpips(device) if use_lpips else (None, "LPIPS not computed (--no-lpips)")
+
+    @torch.no_grad()
+    def losses(self, image: Tensor, targets: dict[str, Tensor]) -> Losses:
+        return Losses.from_record(self.loss(image.to(self.device), targets).as_floats())
+
+    def time_fast(self, content: Tensor) -> tuple[Tensor, float]:
+        """The fast output and the median milliseconds of ``FAST_REPEATS`` runs after a warm-up
+        (the first run at a new size plans memory and kernels)."""
+        output = self.model.backend(content)
+        times = []
+        for _ in range(FAST_REPEATS):
+            start = time.perf_counter()
+            output = self.model.backend(content)  # both backends return CPU tensors: the call has finished
+            times.append(time.perf_counter() - start)
+        return output.float(), 1000 * statistics.median(times)
+
+    def run_gatys(self, content: Tensor) -> tuple[list[dict[str, float]], list[float], dict[int, Tensor]]:
+        """One optimization run to the largest count: per-iteration records, cumulative seconds after
+        0..N iterations, and the image after each requested count."""
+        wanted = set(self.counts)
+        snapshots: dict[int, Tensor] = {}
+        seconds = [0.0]
+
+        def on_step(step: int, image: Tensor, record: dict[str, float]) -> None:
+            _synchronize(self.device)
+            seconds.append(time.perf_counter() - start)
+            if step + 1 in wanted:
+                snapshots[step + 1] = image.detach().clone()
+
+        _synchronize(self.device)
+        start = time.perf_counter()
+        result = run_gatys(content, self.style, self.settings, device=self.device, loss=self.loss,
+                           callback=on_step, progress=self.progress)
+        return result.history, seconds, snapshots
+
+    def evaluate(self, content: Tensor, name: str) -> tuple[ImageEvaluation, Outputs]:
+        """Score one content photo (3, H, W) in [0, 1]."""
+        content = (content[None] if content.dim() == 3 else content).float().contiguous()
+        targets = self.loss.content_targets(content.to(self.device))
+        fast_output, fast_ms = self.time_fast(content)
+        history, seconds, snapshots = self.run_gatys(content.to(self.device))
+        gatys = {n: self.losses(snapshots[n], targets) for n in self.counts}
+        # The engine records each step's loss before taking it, so history[n] is the loss of the
+        # image after n steps; the image after the last step is scored here, from its snapshot.
+        curve = [record["total"] for record in history] + [gatys[max(self.counts)].total]
+        reference = snapshots[self.reference]
+        scores = similarity(fast_output.to(self.device), reference, self.lpips)
+        evaluation = ImageEvaluation(
+            name=name, height=int(content.shape[-2]), width=int(content.shape[-1]),
+            fast=self.losses(fast_output, targets), fast_ms=fast_ms, gatys=gatys, curve=curve,
+            seconds=seconds, similarity=scores, reference=self.reference,
+        )
+        outputs = Outputs(content.cpu(), fast_output.cpu(), {n: image.cpu() for n, image in snapshots.items()})
+        return evaluation, outputs

@@ -1,0 +1,16 @@
+"""Stylizing with trained networks: ONNX Runtime or PyTorch, images and video."""
+
+from styletrans.inference.backends import ModelError, OnnxBackend, TorchBackend
+from styletrans.inference.registry import default_models_dirs, list_models, resolve_model
+from styletrans.inference.stylizer import Stylizer, finish
+
+__all__ = [
+    "ModelError",
+    "OnnxBackend",
+    "Stylizer",
+    "TorchBackend",
+    "default_models_dirs",
+    "finish",
+    "list_models",
+    "resolve_model",
+]

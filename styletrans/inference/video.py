@@ -1,0 +1,125 @@
+"""Stylize a video: decode (PyAV), stylize frames in batches, re-encode as H.264.
+
+Frame timestamps are carried over unchanged, so the output keeps the source's frame
+rate (variable rates included); the first audio track is copied without re-encoding
+(or re-encoded to AAC when the output container cannot hold its codec).
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from styletrans.atomic import atomic_path
+from styletrans.inference.stylizer import Stylizer
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
+# Audio codecs an .mp4 can carry as they are.
+MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+
+
+class VideoError(ValueError):
+    """A video could not be read or written (the message names the file)."""
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def output_suffix(path: str | os.PathLike) -> str:
+    """``.mkv``/``.mov`` stay as they are; everything else becomes ``.mp4`` (H.264)."""
+    suffix = Path(path).suffix.lower()
+    return suffix if suffix in (".mkv", ".mov") else ".mp4"
+
+
+def _even_size(width: int, height: int, size: int | None) -> tuple[int, int]:
+    """Output size: longest side ``size`` if given, both sides even (H.264 4:2:0 needs it)."""
+    if size is not None:
+        scale = size / max(width, height)
+        width, height = round(width * scale), round(height * scale)
+    return max(2, width - width % 2), max(2, height - height % 2)
+
+
+def stylize_video(stylizer: Stylizer, source: str | os.PathLike, output: str | os.PathLike, *,
+                  size: int | None = None, strength: float = 1.0, preserve_color: bool = False,
+                  batch_size: int = 4, overwrite: bool = False, progress: bool = True,
+                  crf: int = 18) -> dict[str, Any]:
+    """Write the stylized ``source`` to ``output`` atomically; return a summary dict."""
+    import av
+    from tqdm import tqdm
+
+    source, output = Path(source), Path(output)
+    try:
+        container = av.open(os.fspath(source))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoError(f"{source}: not a readable video ({exc})") from None
+    with container, atomic_path(output, overwrite=overwrite) as tmp:
+        if not container.streams.video:
+            raise VideoError(f"{source}: no video stream")
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        width, height = _even_size(video.codec_context.width, video.codec_context.height, size)
+        rate = video.average_rate or video.guessed_rate or Fraction(25)
+        frames_done = 0
+        with av.open(os.fspath(tmp), "w", format=output.suffix.lstrip(".").replace("mkv", "matroska")) as sink:
+            encoder = sink.add_stream("libx264", rate=rate)
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+            encoder.time_base = video.time_base
+            encoder.options = {"crf": str(crf), "preset": "medium"}
+            audio_out, audio_copy = None, False
+            if audio is not None:
+                audio_copy = output.suffix != ".mp4" or audio.codec_context.name in MP4_AUDIO
+                audio_out = (sink.add_stream_from_template(audio) if audio_copy
+                             else sink.add_stream("aac", rate=audio.codec_context.sample_rate))
+
+            pending: list[Any] = []  # decoded frames waiting for a full batch
+
+            def flush() -> None:
+                nonlocal frames_done
+                if not pending:
+                    return
+                arrays = np.stack([f.to_ndarray(width=width, height=height, format="rgb24") for f in pending])
+                batch = torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div_(255.0)
+                out = stylizer.stylize_tensor(batch, strength=strength, preserve_color=preserve_color)
+                out = out.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy()
+                for source_frame, pixels in zip(pending, out, strict=True):
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+                    frame.pts, frame.time_base = source_frame.pts, source_frame.time_base
+                    for packet in encoder.encode(frame):
+                        sink.mux(packet)
+                frames_done += len(pending)
+                bar.update(len(pending))
+                pending.clear()
+
+            streams = [video] + ([audio] if audio is not None else [])
+            with tqdm(total=video.frames or None, unit="frame", desc=source.name, disable=not progress) as bar:
+                try:
+                    for packet in container.demux(*streams):
+                        if packet.stream is audio:
+                            if audio_copy:
+                                if packet.dts is not None:  # the demuxer's empty flush packet
+                                    packet.stream = audio_out
+                                    sink.mux(packet)
+                            else:
+                                for frame in packet.decode():
+                                    sink.mux(audio_out.encode(frame))
+                            continue
+                        for frame in packet.decode():
+                            pending.append(frame)
+                            if len(pending) >= batch_size:
+                                flush()
+                except av.error.FFmpegError as exc:
+                    raise VideoError(f"{source}: decoding failed after {frames_done} frames ({exc})") from None
+                flush()
+            sink.mux(encoder.encode(None))
+            if audio_out is not None and not audio_copy:
+                sink.mux(audio_out.encode(None))
+        if frames_done == 0:
+            raise VideoError(f"{source}: no frames decoded")
+    return {"input": str(source), "output": str(output), "frames": frames_done, "fps": float(rate),
+            "size": [width, height], "audio": None if audio is None else ("copied" if audio_copy else "aac")}
