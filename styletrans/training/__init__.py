@@ -1,0 +1,1 @@
+"""Training fast style-transfer networks with PyTorch Lightning (``styletrans train``)."""

@@ -1,0 +1,214 @@
+"""The LightningModule: one transformer network trained against a frozen perceptual loss.
+
+Checkpoint contract (ONNX export and evaluation load these): the network is
+``self.transformer`` (state-dict keys ``transformer.*``); the loss network is never
+part of the state dict, so a checkpoint loads without VGG weights or the style image;
+``hyper_parameters`` hold plain values only (``torch.load(..., weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from styletrans.assets import resolve_image
+from styletrans.images import load_image
+from styletrans.losses import LossTerms, PerceptualLoss
+from styletrans.models.transformer import TransformerConfig, TransformerNet
+
+# Content at relu2_2 (Johnson et al. 2016, section 4.1). Style at Johnson's relu1_2, relu2_2,
+# relu3_3, relu4_3, each weighted by 1000 / (its typical style loss between a photo and the
+# bundled paintings), because with vgg16-caffe those losses span 8 orders of magnitude
+# (relu1_2 ~2e5, relu4_3 ~9e-4): equal weights would leave only the first two layers
+# active. The measurement and the visual tuning are described in configs/johnson2016.yaml.
+DEFAULT_CONTENT_LAYERS: dict[str, float] = {"relu2_2": 1.0}
+DEFAULT_STYLE_LAYERS: dict[str, float] = {"relu1_2": 0.004, "relu2_2": 0.03, "relu3_3": 2.0, "relu4_3": 1.0e6}
+
+
+def transformer_config(spec: str | Mapping[str, int]) -> TransformerConfig:
+    """A preset name (``default``, ``light``) or a dict of TransformerConfig fields."""
+    if isinstance(spec, str):
+        return TransformerConfig.preset(spec)
+    try:
+        return TransformerConfig(**spec)
+    except TypeError as exc:
+        raise ValueError(f"transformer: {exc} (fields: base_channels, residual_blocks)") from None
+
+
+class StyleTransferModule(pl.LightningModule):
+    """A fast style-transfer network for one style image.
+
+    Args:
+        style_image: a path or a bundled style name (``starry_night``, ``the_scream``, ...).
+        style_name: the style's name in checkpoints and logs (default: the file's stem).
+        style_size: longest side the style image is scaled to before its Gram targets are
+            computed; ``None`` keeps its own size.
+        image_size: training crop size (linked from ``data.image_size``; kept for the record).
+        transformer: ``default`` (the paper), ``light`` or ``{base_channels: C, residual_blocks: N}``.
+        loss_network: VGG weight source (``styletrans weights list``).
+        content_layers: ``{layer: weight}``; default ``{relu2_2: 1}``.
+        style_layers: ``{layer: weight}``; default ``DEFAULT_STYLE_LAYERS`` (relu1_2 ... relu4_3).
+        content_weight, style_weight, tv_weight: the loss weights (styletrans.losses normalization).
+        lr: Adam learning rate.
+        lr_schedule: ``constant`` (the paper) or ``cosine`` decay to 0 at ``trainer.max_steps``.
+        warmup_steps: linear warm-up before the schedule.
+        channels_last: NHWC memory format; ``None`` = on for CUDA, off elsewhere.
+        compile: ``torch.compile`` the transformer and the loss network (state-dict keys unchanged).
+    """
+
+    def __init__(
+        self,
+        style_image: str = "starry_night",
+        style_name: str | None = None,
+        style_size: int | None = 256,
+        image_size: int = 256,
+        transformer: str | dict[str, int] = "default",
+        loss_network: str = "vgg16-caffe",
+        content_layers: dict[str, float] | None = None,
+        style_layers: dict[str, float] | None = None,
+        content_weight: float = 1.0,
+        style_weight: float = 10.0,
+        tv_weight: float = 2.5e4,
+        lr: float = 1e-3,
+        lr_schedule: Literal["constant", "cosine"] = "constant",
+        warmup_steps: int = 0,
+        channels_last: bool | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        # Resolved before save_hyperparameters (which reads these locals), so a checkpoint
+        # states exactly what it was trained with, in plain types.
+        config = transformer_config(transformer)
+        transformer = config.as_dict()
+        style_name = style_name or Path(style_image).stem
+        content_layers = dict(DEFAULT_CONTENT_LAYERS if content_layers is None else content_layers)
+        style_layers = dict(DEFAULT_STYLE_LAYERS if style_layers is None else style_layers)
+        self.save_hyperparameters()
+        self.transformer = TransformerNet(config)
+        self._perceptual: PerceptualLoss | None = None  # built in setup(); see _apply
+        self._style_file: Path | None = None
+
+    # -- the loss network: built lazily, never registered, never saved --------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_perceptual":  # bypass nn.Module registration: not a child, not in state_dict
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> StyleTransferModule:
+        """Device, dtype and memory-format moves reach the unregistered loss network too."""
+        super()._apply(fn, recurse)
+        if self._perceptual is not None:
+            self._perceptual._apply(fn, recurse)
+            self._perceptual.target_grams = {k: fn(v) for k, v in self._perceptual.target_grams.items()}
+        return self
+
+    @property
+    def perceptual(self) -> PerceptualLoss:
+        if self._perceptual is None:
+            raise RuntimeError("the loss network is built in setup(); call trainer.fit/validate first")
+        return self._perceptual
+
+    def build_loss(self, device: torch.device | str = "cpu") -> PerceptualLoss:
+        """Load the loss network and compute the style's Gram targets once (at ``style_size``)."""
+        hp = self.hparams
+        loss = PerceptualLoss(
+            loss_network=hp.loss_network, content_layers=hp.content_layers, style_layers=hp.style_layers,
+            content_weight=hp.content_weight, style_weight=hp.style_weight, tv_weight=hp.tv_weight,
+        ).to(device)
+        self._style_file = resolve_image(hp.style_image, "styles")
+        loss.set_style(load_image(self._style_file, hp.style_size)[None].to(device))
+        if self.use_channels_last(device):
+            loss.to(memory_format=torch.channels_last)
+        if hp.compile:
+            loss.encoder.compile()
+        return loss
+
+    def use_channels_last(self, device: torch.device | str) -> bool:
+        flag = self.hparams.channels_last
+        return torch.device(device).type == "cuda" if flag is None else bool(flag)
+
+    def setup(self, stage: str) -> None:
+        if self._perceptual is None:
+            self.prepare(self.trainer.strategy.root_device if self._trainer is not None else "cpu")
+
+    def prepare(self, device: torch.device | str) -> None:
+        """Build the loss network on ``device`` and apply channels_last / compile (Lightning's
+        setup() does this; call it yourself to use ``compute_loss`` outside a Trainer)."""
+        self._perceptual = self.build_loss(device)
+        if self.use_channels_last(device):
+            self.transformer.to(memory_format=torch.channels_last)
+        if self.hparams.compile:
+            self.transformer.compile()  # in place: state-dict keys stay ``transformer.*``
+
+    # -- training ---------------------------------------------------------------------------
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.transformer(images)
+
+    def compute_loss(self, images: Tensor) -> LossTerms:
+        """Stylize a batch of photos and score it: the whole training computation of one step."""
+        if self.use_channels_last(images.device):
+            images = images.contiguous(memory_format=torch.channels_last)
+        # Content targets in their own no-grad pass: running photos and outputs through VGG as
+        # one batch would also push the photos through the backward pass (4 units of work, not 3).
+        targets = self.perceptual.content_targets(images)
+        return self.perceptual(self.transformer(images), targets)
+
+    def _shared_step(self, images: Tensor, stage: str) -> Tensor:
+        terms = self.compute_loss(images)
+        metrics = {f"{stage}/total": terms.total, f"{stage}/content": terms.content,
+                   f"{stage}/style": terms.style, f"{stage}/tv": terms.tv}
+        metrics.update({f"{stage}/style_{name}": value for name, value in terms.style_layers.items()})
+        training = stage == "train"
+        # Tensors, not floats: logging must not force a GPU sync every step.
+        self.log_dict({k: v.detach() for k, v in metrics.items()}, on_step=training, on_epoch=not training,
+                      batch_size=images.shape[0], sync_dist=not training)
+        self.log(f"{stage}_loss", terms.total.detach(), prog_bar=True, on_step=training, on_epoch=not training,
+                 batch_size=images.shape[0], sync_dist=not training, logger=False)
+        if training:
+            self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return terms.total
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = torch.optim.Adam(self.transformer.parameters(), lr=hp.lr)
+        total = self.trainer.max_steps if self._trainer is not None else -1
+        if hp.lr_schedule == "cosine" and total <= 0:
+            raise ValueError("lr_schedule cosine needs trainer.max_steps")
+        warmup, cosine = hp.warmup_steps, hp.lr_schedule == "cosine"
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if not cosine:
+                return 1.0
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the exact style file and its Gram targets (plain tensors) next to the weights."""
+        if self._perceptual is None or self._style_file is None:
+            return
+        checkpoint["style"] = {
+            "file": str(self._style_file),
+            "sha256": hashlib.sha256(self._style_file.read_bytes()).hexdigest(),
+            "grams": {k: v[0].detach().float().cpu().contiguous() for k, v in self._perceptual.target_grams.items()},
+        }
