@@ -77,3 +77,11 @@ def test_clip_small_contributions_greys_pixels_that_barely_matter():
                             iterations=1, progress=False, regularizers=[ClipSmallContributions(25.0)])
     flat = result.image[0, 0].flatten()
     assert torch.all(flat[:4] == 0.5) and torch.all(flat[4:] == 0.8)  # the 4 lowest-weight pixels
+
+
+def test_panel_resolution_follows_dpi(tmp_path):
+    from PIL import Image
+
+    result = Result("demo", {}, {}, [[Tile(np.zeros((8, 8, 3)))]], tile_inches=2.0)
+    sizes = [Image.open(result.save(tmp_path / f"d{dpi}.png", dpi=dpi)[0]).size for dpi in (40, 80)]
+    assert sizes[0][0] == 80 and sizes[1][0] == 160  # 2 inches wide

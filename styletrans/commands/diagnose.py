@@ -74,6 +74,7 @@ def _add_common(p: argparse.ArgumentParser, gallery: bool) -> None:
     p.add_argument("--features", default=DEFAULT_FEATURES, help="layer-level network: a VGG weight source "
                    "(vgg16-caffe, vgg16-torchvision, file:PATH, random[:SEED]) or any network source")
     p.add_argument("--max-images", type=int, default=300, help="use at most this many folder images")
+    p.add_argument("--dpi", type=int, default=80, help="panel resolution (pixels per inch; tiles are 1-4 inches)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -175,7 +176,7 @@ def run_method(args: argparse.Namespace) -> int:
             raise OutputExistsError(path)
     torch.manual_seed(args.seed)
     result = method.run(_context(args))
-    png, js = result.save(args.out, json_path, overwrite=args.overwrite)
+    png, js = result.save(args.out, json_path, overwrite=args.overwrite, dpi=args.dpi)
     print(f"wrote {png} and {js}")
     return 0
 
@@ -195,7 +196,7 @@ def run_all(args: argparse.Namespace) -> int:
         name, setting, value = _parse_assignment(assignment, methods)
         methods[name] = dataclasses.replace(methods[name], **{setting: value})
     torch.manual_seed(args.seed)
-    index = render_gallery(_context(args), methods, args.out, overwrite=args.overwrite)
+    index = render_gallery(_context(args), methods, args.out, overwrite=args.overwrite, dpi=args.dpi)
     print(f"wrote {args.out / 'index.html'} ({len(names) - len(index['failed'])}/{len(names)} panels)")
     return 1 if index["failed"] else 0
 

@@ -103,8 +103,9 @@ class Result:
         return {"method": self.method, "settings": self.settings, **self.summary}
 
     def save(self, png: str | os.PathLike, json_path: str | os.PathLike | None = None, *,
-             overwrite: bool = False) -> tuple[Path, Path]:
-        """Write the panel PNG and the JSON summary (default: beside it) atomically."""
+             overwrite: bool = False, dpi: int = 80) -> tuple[Path, Path]:
+        """Write the panel PNG (``dpi`` pixels per inch of panel) and the JSON summary
+        (default: beside it) atomically."""
         from styletrans.diagnostics.plot import figure_png
 
         png = Path(png)
@@ -114,7 +115,7 @@ class Result:
         for path in (png, json_path):  # both or neither
             if path.exists() and not overwrite:
                 raise OutputExistsError(path)
-        data = figure_png(self.figure())
+        data = figure_png(self.figure(), dpi)
         with atomic_path(png, overwrite=overwrite) as tmp:
             tmp.write_bytes(data)
         with atomic_path(json_path, overwrite=overwrite) as tmp:

@@ -130,4 +130,4 @@ class ClassViz(Method):
         summary = {"network": net.source, "classes": found,
                    "min_probability": min(entry["probability"] for entry in found)}
         return self.result(summary, [tiles], f"class visualizations: {net.source} (contrast stretched for display)",
-                           tile_inches=3.2)
+                           tile_inches=2.8)

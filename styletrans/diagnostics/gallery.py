@@ -25,7 +25,7 @@ def gallery_outputs(out_dir: Path, names: list[str]) -> list[Path]:
 
 
 def render_gallery(context: Context, methods: Mapping[str, Method], out_dir: str | os.PathLike, *,
-                   overwrite: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+                   overwrite: bool = False, dpi: int = 80, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run ``methods`` (name -> configured method) and write the gallery; returns the index."""
     out_dir = Path(out_dir)
     if not overwrite:  # fail before minutes of work, not after
@@ -39,7 +39,7 @@ def render_gallery(context: Context, methods: Mapping[str, Method], out_dir: str
         entry: dict[str, Any] = {"method": name, "summary": type(method).summary}
         try:
             result = method.run(context)
-            result.save(out_dir / f"{name}.png", out_dir / f"{name}.json", overwrite=overwrite)
+            result.save(out_dir / f"{name}.png", out_dir / f"{name}.json", overwrite=overwrite, dpi=dpi)
             entry.update(png=f"{name}.png", json=f"{name}.json", facts=_facts(result.to_json()))
         except Exception as exc:  # one broken panel must not cost the other eleven
             entry["error"] = f"{type(exc).__name__}: {exc}"
@@ -59,7 +59,7 @@ def _facts(data: dict[str, Any], limit: int = 8) -> dict[str, Any]:
     """The top-level numbers and short strings of a method's JSON, for the index."""
     facts = {}
     for key, value in data.items():
-        if key == "settings":
+        if key in ("method", "settings"):
             continue
         if isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) < 60):
             facts[key] = round(value, 4) if isinstance(value, float) else value

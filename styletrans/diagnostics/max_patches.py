@@ -93,4 +93,4 @@ class MaxPatches(Method):
                    "skipped": context.skipped}
         return self.result(summary, rows, f"{net.source} {self.layer}: top-{self.k} patches per channel "
                            f"({field.size[0]}x{field.size[1]} px receptive fields at {self.size} px)",
-                           tile_inches=1.4)
+                           tile_inches=1.2)

@@ -82,4 +82,4 @@ class Neighbors(Method):
                    "neighbor_overlap": overlap / max(1, sum(len(e["features"]) for e in found)),
                    "queries": found, "skipped": context.skipped}
         return self.result(summary, rows, f"nearest neighbours: query | {self.k} by {net.source} features | "
-                           f"{self.k} by {self.pixel_size}x{self.pixel_size} pixels", tile_inches=1.5)
+                           f"{self.k} by {self.pixel_size}x{self.pixel_size} pixels", tile_inches=1.25)

@@ -117,5 +117,5 @@ def tiles_figure(rows: list[list[Tile]], title: str = "", tile_inches: float = 2
 def figure_png(fig, dpi: int = 80) -> bytes:
     """Render a figure to PNG bytes."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"optimize": True})
     return buf.getvalue()
