@@ -83,7 +83,7 @@ class ClassViz(Method):
     size: int = option(224, "image side")
     octaves: int = option(3, "coarse-to-fine scales, each upsampled as the next one's start")
     octave_scale: float = option(1.4, "size ratio between octaves")
-    iterations: int = option(50, "Adam steps per octave")
+    iterations: int = option(80, "Adam steps per octave")
     lr: float = option(0.02, "Adam step size (pixels in [0, 1])")
     l2: float = option(0.1, "L2 decay weight towards mid-grey")
     jitter: int = option(12, "random shift in pixels before each step")
@@ -129,5 +129,5 @@ class ClassViz(Method):
                           "iterations": len(history)})
         summary = {"network": net.source, "classes": found,
                    "min_probability": min(entry["probability"] for entry in found)}
-        return self.result(summary, [tiles], f"class visualizations: {net.source} (contrast stretched for display)",
+        return self.result(summary, [tiles], f"class images: {net.source} (contrast stretched)",
                            tile_inches=2.8)
