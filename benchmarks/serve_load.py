@@ -110,17 +110,16 @@ class RssSampler(threading.Thread):
                 "growth_second_half": round(late_growth, 1), "samples": len(s)}
 
 
-def batch_stats(client: httpx.Client) -> tuple[float, float]:
-    """(sum, count) of the server's batch-size histogram."""
+def batch_stats(client: httpx.Client) -> tuple[float, float, float]:
+    """(requests, batches, network seconds) so far, from the server's batch histograms."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    total = count = 0.0
+    stats = {"styletrans_batch_size_sum": 0.0, "styletrans_batch_size_count": 0.0, "styletrans_batch_seconds_sum": 0.0}
     for family in text_string_to_metric_families(client.get("/metrics").text):
-        if family.name == "styletrans_batch_size":
-            for sample in family.samples:
-                total += sample.value if sample.name.endswith("_sum") else 0
-                count += sample.value if sample.name.endswith("_count") else 0
-    return total, count
+        for sample in family.samples:
+            if sample.name in stats:
+                stats[sample.name] += sample.value
+    return tuple(stats.values())
 
 
 async def load(url: str, payload: bytes, clients: int, duration: float, max_requests: int) -> dict[str, Any]:
@@ -204,8 +203,10 @@ def run_mode(mode: str, models_dir: Path, payload: bytes, args: argparse.Namespa
                                        args.max_requests))
                 row["rss_mb"] = sampler.summary()
                 after = batch_stats(client)
-                batches = after[1] - before[1]
-                row["mean_batch_size"] = round((after[0] - before[0]) / batches, 2) if batches else None
+                served, batches, seconds = (a - b for a, b in zip(after, before, strict=True))
+                row["mean_batch_size"] = round(served / batches, 2) if batches else None
+                # The network's own time per image: batching can only win if this falls with the batch size.
+                row["network_ms_per_image"] = round(1000 * seconds / served, 1) if served else None
                 row["mode"] = mode
                 rows.append(row)
                 print(format_row(row), flush=True)
@@ -219,7 +220,7 @@ def run_mode(mode: str, models_dir: Path, payload: bytes, args: argparse.Namespa
 
 
 HEADER = (f"{'mode':<12} {'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-          f"{'batch':>5} {'RSS MB first/last/max':>22}  statuses")
+          f"{'batch':>5} {'net ms':>6} {'RSS MB first/last/max':>22}  statuses")
 
 
 def format_row(row: dict[str, Any]) -> str:
@@ -230,8 +231,10 @@ def format_row(row: dict[str, Any]) -> str:
         return f"{value:8.0f}" if value is not None else f"{'-':>8}"
 
     batch = f"{row['mean_batch_size']:5.2f}" if row["mean_batch_size"] else f"{'-':>5}"
+    network = f"{row['network_ms_per_image']:6.0f}" if row["network_ms_per_image"] else f"{'-':>6}"
     return (f"{row['mode']:<12} {row['clients']:>7} {row['requests']:>8} {row['throughput_rps']:>7.2f} "
-            f"{ms(row['p50_ms'])} {ms(row['p95_ms'])} {ms(row['p99_ms'])} {batch} {memory:>22}  {row['statuses']}")
+            f"{ms(row['p50_ms'])} {ms(row['p95_ms'])} {ms(row['p99_ms'])} {batch} {network} {memory:>22}  "
+            f"{row['statuses']}")
 
 
 def checks(rows: list[dict[str, Any]]) -> dict[str, Any]:

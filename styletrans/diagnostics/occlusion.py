@@ -83,11 +83,11 @@ class Occlusion(Method):
         worst = divmod(int(drops.argmax()), drops.shape[1])
         name = net.categories[target]
         rows = [[Tile(rgb(image), f"{name}: p={float(probs[target]):.2f}"),
-                 Tile(diverging(heat), f"{self.score} drop: red hurts, blue helps (max {float(drops.max()):.2f})"),
-                 Tile(heat_overlay(image, heat.clamp(min=0)), f"where hiding hurts ({self.patch}px patch, "
-                      f"stride {self.stride})")]]
+                 Tile(diverging(heat), f"{self.score} drop (max {float(drops.max()):.2f})"),
+                 Tile(heat_overlay(image, heat.clamp(min=0)), f"{self.patch}px patch, stride {self.stride}")]]
         summary = {"network": net.source, "target": target, "class": name, "base_score": base,
                    "max_drop": float(drops.max()), "min_drop": float(drops.min()),
                    "max_drop_box": [ys[worst[0]], xs[worst[1]], ys[worst[0]] + self.patch, xs[worst[1]] + self.patch],
                    "grid": {"rows": ys, "cols": xs, "drops": drops.tolist()}}
-        return self.result(summary, rows, f"occlusion: {net.source}, class {name!r}")
+        return self.result(summary, rows, f"occlusion: {net.source}, class {name!r} "
+                           "(red: hiding it hurts, blue: hiding it helps)")
