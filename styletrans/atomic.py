@@ -9,6 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+# Read once at import, before any threads: mkstemp creates files 0600, and the outputs
+# should get the permissions any other new file would (0666 less the umask).
+FILE_MODE = 0o666 & ~_read_umask()
+
+
 class OutputExistsError(FileExistsError):
     """The output file exists and overwriting was not asked for."""
 
@@ -29,6 +40,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
         raise OutputExistsError(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.fchmod(fd, FILE_MODE)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -12,7 +12,7 @@ def test_octave_sizes_grow_to_the_image():
 
 def test_deepdream_amplifies_the_layer(tmp_path):
     image = torch.rand(3, 30, 40, generator=torch.Generator().manual_seed(0))
-    result = DeepDream(layer="relu2", size=40, octaves=2, iterations=5, lr=0.02, jitter=2).run(
+    result = DeepDream(network="features", layer="relu2", size=40, octaves=2, iterations=5, lr=0.02, jitter=2).run(
         Context(image, features="tiny-random", progress=False))
     s = result.summary
     assert s["size"] == [30, 40] and s["steps"] == 10

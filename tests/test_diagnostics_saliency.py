@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from styletrans.diagnostics import Context, Saliency
-from styletrans.diagnostics.saliency import saliency_map, segment
+from styletrans.diagnostics.saliency import saliency_map, segment, smoothgrad_map
 from tests.test_diagnostics_occlusion import left_half_classifier
 
 
@@ -12,6 +12,14 @@ def test_saliency_is_zero_where_the_network_does_not_look():
     sal = saliency_map(left_half_classifier(), torch.rand(3, 32, 32), target=3)
     assert sal.shape == (32, 32) and (sal >= 0).all()
     assert torch.all(sal[:, 16:] == 0) and sal[:, :16].max() > 0
+
+
+def test_smoothgrad_averages_noisy_saliency_maps():
+    net, image = left_half_classifier(), torch.rand(3, 32, 32)
+    exact = smoothgrad_map(net, image, 3, samples=3, noise=0.0)
+    torch.testing.assert_close(exact, saliency_map(net, image, 3))  # no noise: the vanilla map
+    noisy = smoothgrad_map(net, image, 3, samples=4, noise=0.2)
+    assert torch.all(noisy[:, 16:] == 0) and not torch.allclose(noisy, exact)
 
 
 def test_threshold_and_grabcut_masks_follow_the_salient_region():
@@ -31,5 +39,6 @@ def test_saliency_panel(tmp_path):
     ctx = Context(torch.rand(3, 32, 40), classifier=left_half_classifier(), progress=False)
     result = Saliency(size=32).run(ctx)
     assert 0 <= result.summary["mask_fraction"] <= 1
-    assert np.isfinite(result.summary["saliency_in_mask"])
+    assert np.isfinite(result.summary["saliency_in_mask"]) and np.isfinite(result.summary["smoothgrad_in_mask"])
+    assert len(result.rows[0]) == 5  # photo, vanilla, SmoothGrad, overlay, segmentation
     result.save(tmp_path / "saliency.png")

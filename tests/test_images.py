@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -123,6 +124,8 @@ def test_save_is_atomic_and_never_overwrites_without_flag(tmp_path: Path) -> Non
     save_image(torch.ones(3, 8, 8), out, overwrite=True)
     assert torch.equal(load_image(out), torch.ones(3, 8, 8))
     assert sorted(p.name for p in out.parent.iterdir()) == ["result.png"]  # no temp files left
+    (tmp_path / "plain").write_bytes(b"")  # a file made the ordinary way: the mode outputs should have
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode)
 
 
 def test_failed_encode_leaves_no_file(tmp_path: Path) -> None:

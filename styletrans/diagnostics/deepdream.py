@@ -63,13 +63,16 @@ class DeepDream(Method):
     summary: ClassVar[str] = "amplify a layer's activations: jitter, L1-normalized steps, clipping, octaves"
     needs: ClassVar[tuple[str, ...]] = ("image",)
 
-    network: str = option("features", "which network: features or classifier", choices=("features", "classifier"))
-    layer: str = option("relu4_2", "layer whose activations are amplified")
+    # The classifier by default: on vgg16-caffe the dream collapses into saturated magenta and
+    # green blobs at every layer tried (relu3_3 to relu5_3), while EfficientNet's blocks give
+    # the familiar swirls and eyes.
+    network: str = option("classifier", "which network: features or classifier", choices=("features", "classifier"))
+    layer: str = option("blocks.4", "layer whose activations are amplified")
     size: int = option(320, "longest side of the dream")
-    octaves: int = option(3, "number of scales")
+    octaves: int = option(4, "number of scales")
     octave_scale: float = option(1.4, "size ratio between octaves")
-    iterations: int = option(10, "steps per octave")
-    lr: float = option(0.006, "step size (mean absolute change per step, pixels in [0, 1])")
+    iterations: int = option(20, "steps per octave")
+    lr: float = option(0.008, "step size (mean absolute change per step, pixels in [0, 1])")
     jitter: int = option(16, "random shift in pixels before each step")
 
     def run(self, context: Context) -> Result:
