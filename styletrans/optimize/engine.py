@@ -100,7 +100,10 @@ class Jitter(Regularizer):
 
 @dataclass
 class Clamp(Regularizer):
-    """Clip pixels to the valid range after every step."""
+    """Clip pixels to the valid range after every step (projected gradient descent).
+
+    For first-order optimizers. With L-BFGS the projected step is not the step the
+    optimizer stored, which corrupts its curvature estimate: clip at the end instead."""
 
     low: float = 0.0
     high: float = 1.0
