@@ -19,6 +19,13 @@ BUNDLE=${BUNDLE:-.device}
 OUT=${OUT:?OUT must name the folder to bring results back in}
 RUNS=runs/device
 
+if [[ ! -d $BUNDLE/whl || ! -d $BUNDLE/train_256 ]]; then
+    echo "$BUNDLE/ is missing or incomplete: run \`python train/device_bundle.py --data PHOTOS\` first and carry it" >&2
+    exit 2
+fi
+count=$(wc -w <<<"$STYLES")
+workers=$(( $(nproc) / count > 2 ? $(nproc) / count - 1 : 1 ))  # data loaders share the CPU cores
+
 # The machine has no registry: jsonargparse (for LightningCLI) comes as carried wheels.
 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site "$BUNDLE"/whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
@@ -30,7 +37,7 @@ for style in $STYLES; do
     python3 -m styletrans train --config "configs/$style.yaml" --data "$BUNDLE/train_256" \
         --model.loss_network "file:$BUNDLE/vgg16-caffe-relu4_3-fp16.pt" \
         --trainer.logger CSVLogger --trainer.max_time "00:00:$(printf %02d "$MINUTES"):00" \
-        --run_dir "$RUNS/$style" "$@" >"$RUNS/$style.log" 2>&1 &
+        --data.num_workers "$workers" --run_dir "$RUNS/$style" "$@" >"$RUNS/$style.log" 2>&1 &
     pids+=($!)
 done
 failed=0
