@@ -39,7 +39,7 @@ class GatysSettings:
     )
     relative_style: bool = True
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float = 30.0
     tv_weight: float = 20.0
     optimizer: str = "lbfgs"
     lr: float = 1.0
