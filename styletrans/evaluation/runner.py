@@ -89,8 +89,8 @@ def gatys_settings(model: FastModel, iterations: int, optimizer: str = "lbfgs", 
         optimizer=optimizer, lr=lr, iterations=iterations, init="content",
         # Unconstrained, as the neural-style L-BFGS that Johnson et al. compare against: clipping
         # every step made L-BFGS unstable under these absolute losses (on 4 dev_eval photos at
-        # 128 px the loss jumped up to 300x in the first 10 steps and kept oscillating; free, it
-        # fell monotonically and 200 steps ended 5-22% lower, even after the final clip).
+        # 128 px the loss kept jumping 2-300x until the end; free, it settles after a few early
+        # jumps, and 200 steps ended 5-22% lower, even after the final clip).
         clip_every_step=False,
     )
 
