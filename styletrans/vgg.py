@@ -12,6 +12,7 @@ from styletrans.weights import (
     CHANNELS,
     NORMALIZATIONS,
     VGGWeights,
+    WeightsError,
     layer_names,
     load_weights,
 )
@@ -81,6 +82,10 @@ class VGGFeatures(nn.Module):
                 pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
                 self.body.add_module(name, pool(2, 2))
         needed = {k: v for k, v in weights.state_dict.items() if k.split(".")[0] in self.body._modules}
+        missing = sorted({k.split(".")[0] for k in self.body.state_dict()} - {k.split(".")[0] for k in needed})
+        if missing:  # a truncated file (see train/device_bundle.py) asked for deeper layers
+            raise WeightsError(f"{weights.source} has no weights for {', '.join(missing)}, "
+                               f"needed for layer(s) {', '.join(self.layers)}")
         self.body.load_state_dict(needed, strict=True)
         self.requires_grad_(False)
         super().train(False)

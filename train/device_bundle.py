@@ -33,8 +33,9 @@ WHEELS = ("jsonargparse", "typeshed-client", "docstring-parser")
 LIMIT_MB = 60  # the device takes 64 MiB in all, the repository included
 
 
-def truncated_vgg(out: Path, last_conv: str = "conv4_3") -> None:
-    weights = load_weights("vgg16-caffe")
+def truncated_vgg(out: Path, last_conv: str = "conv4_3", source: str = "vgg16-caffe") -> None:
+    """``source``'s convolutions up to ``last_conv`` in fp16, loadable as ``file:OUT``."""
+    weights = load_weights(source)
     convs = [name for name, kind in layer_names("vgg16") if kind == "conv"]
     kept = convs[: convs.index(last_conv) + 1]
     state = {k: v.half() for k, v in weights.state_dict.items() if k.split(".")[0] in kept}
