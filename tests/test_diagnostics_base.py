@@ -85,3 +85,12 @@ def test_panel_resolution_follows_dpi(tmp_path):
     result = Result("demo", {}, {}, [[Tile(np.zeros((8, 8, 3)))]], tile_inches=2.0)
     sizes = [Image.open(result.save(tmp_path / f"d{dpi}.png", dpi=dpi)[0]).size for dpi in (40, 80)]
     assert sizes[0][0] == 80 and sizes[1][0] == 160  # 2 inches wide
+
+
+def test_gatys_based_methods_refuse_a_non_vgg_feature_network():
+    from styletrans.diagnostics import Invert, Texture
+
+    context = Context(torch.rand(3, 32, 32), features="tiny-random", progress=False)
+    for method in (Invert(), Texture()):
+        with pytest.raises(ValueError, match=f"{method.name} uses the Gatys optimization path.*tiny-random"):
+            method.run(context)

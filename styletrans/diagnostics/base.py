@@ -180,6 +180,14 @@ class Context:
     def features(self) -> Network:
         return self.network("features")
 
+    def vgg_features(self, method: str) -> Network:
+        """``features``, which must be a VGG weight source: ``method`` runs the Gatys optimization path on it."""
+        net = self.features
+        if net.vgg_source is None:
+            raise ValueError(f"{method} uses the Gatys optimization path, which needs a VGG --features source, "
+                             f"not {net.source}")
+        return net
+
     # ----------------------------------------------------------------- inputs
     @cached_property
     def image(self) -> Tensor:

@@ -31,10 +31,7 @@ class Invert(Method):
     tv_weight: float = option(1.0, "total-variation weight (the feature loss is relative, so about 1)")
 
     def run(self, context: Context) -> Result:
-        net = context.features
-        if net.vgg_source is None:
-            raise ValueError(f"invert uses the Gatys optimization path, which needs a VGG --features source, "
-                             f"not {net.source}")
+        net = context.vgg_features(self.name)
         image = fit_longest(context.image, self.size)[None]
         tiles = [Tile(rgb(image), context.image_name)]
         found = []

@@ -37,10 +37,7 @@ class Texture(Method):
     el_window: int = option(11, "Efros-Leung window side (odd)")
 
     def run(self, context: Context) -> Result:
-        net = context.features
-        if net.vgg_source is None:
-            raise ValueError(f"texture uses the Gatys optimization path, which needs a VGG --features source, "
-                             f"not {net.source}")
+        net = context.vgg_features(self.name)
         if self.sample is not None:
             source, label = load_image(resolve_image(self.sample, "styles")).to(context.device), self.sample
         else:
