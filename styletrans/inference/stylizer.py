@@ -119,7 +119,7 @@ class Stylizer:
         if tile is not None and max(_size(image)) > tile:
             if tile < 32:
                 raise ValueError(f"tile must be at least 32 pixels, got {tile}")
-            array = np.asarray(image) if isinstance(image, Image.Image) else _to_uint8(image)
+            array = np.asarray(image if isinstance(image, Image.Image) else tensor_to_pil(image))
 
             def run_tile(crop: Tensor) -> Tensor:
                 return self.stylize_tensor(crop, strength=strength, preserve_color=preserve_color)
@@ -145,10 +145,6 @@ class Stylizer:
 def _size(image: Image.Image | Tensor) -> tuple[int, int]:
     """(width, height)."""
     return image.size if isinstance(image, Image.Image) else (int(image.shape[-1]), int(image.shape[-2]))
-
-
-def _to_uint8(image: Tensor) -> np.ndarray:
-    return image.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
 
 
 def _export_to_bytes(net: nn.Module, metadata: dict[str, Any] | None = None) -> bytes:
