@@ -60,7 +60,10 @@ class Neighbors(Method):
         queries = torch.stack(query_images)
 
         features = context.batched(net.embed, images, desc="features")
-        query_features = context.batched(net.embed, queries, desc="features")
+        # Folder queries reuse their folder features; only the photo (first, if given) needs a pass.
+        query_features = features[[i for i in exclude if i is not None]]
+        if context.has_image:
+            query_features = torch.cat([context.batched(net.embed, queries[:1], desc="features"), query_features])
         pixels = resize_tensor(images, (self.pixel_size,) * 2).flatten(1)
         query_pixels = resize_tensor(queries, (self.pixel_size,) * 2).flatten(1)
         by_feature = nearest(query_features, features, self.k, exclude)
