@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from common import cpu_name
 
 from styletrans.models.transformer import TransformerConfig, TransformerNet
 
@@ -58,16 +58,6 @@ def time_call(fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, m
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return wall, cpu
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run_grid(args: argparse.Namespace, workdir: Path) -> list[dict]:

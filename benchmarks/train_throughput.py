@@ -19,25 +19,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import time
 import traceback
 from pathlib import Path
 
 import torch
+from common import cpu_name
 
 from styletrans.training.module import StyleTransferModule
 from styletrans.weights import WeightsError, load_weights
 
 MODES = ("fp32", "bf16", "channels_last", "bf16+cl", "compile")
-
-
-def cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "CPU"
 
 
 def pick_loss_network(name: str) -> str:
