@@ -116,6 +116,13 @@ def tensor_to_pil(image: Tensor) -> Image.Image:
     return Image.fromarray(arr, mode="RGB")
 
 
+def tensor_to_array(image: Tensor) -> np.ndarray:
+    """Float tensor (3, H, W) or (1, 3, H, W) -> (H, W, 3) float array in [0, 1], for plotting."""
+    if image.dim() == 4:
+        image = image[0]
+    return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
 def load_image(source: str | os.PathLike | bytes, size: int | None = None, *,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
     """Read an image as a float tensor (3, H, W) in [0, 1], longest side ``size``."""

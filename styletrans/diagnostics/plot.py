@@ -14,13 +14,7 @@ import torch
 from torch import Tensor
 
 from styletrans.diagnostics.base import Tile
-
-
-def rgb(image: Tensor) -> np.ndarray:
-    """(3, H, W) or (1, 3, H, W) in [0, 1] -> (H, W, 3) float array."""
-    if image.dim() == 4:
-        image = image[0]
-    return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+from styletrans.images import tensor_to_array as rgb  # the name every panel module imports
 
 
 def signed(gradient: Tensor) -> np.ndarray:

@@ -19,6 +19,7 @@ from torch import Tensor
 from styletrans.atomic import OutputExistsError, atomic_path
 from styletrans.evaluation.metrics import ImageEvaluation, summarize
 from styletrans.evaluation.runner import FAST_REPEATS, Outputs
+from styletrans.images import tensor_to_array
 
 REPORT_MD, REPORT_JSON, LOSS_PLOT, PANELS = "report.md", "report.json", "loss_curves.png", "panels"
 OPTIMIZER_NAMES = {"lbfgs": "L-BFGS", "adam": "Adam"}
@@ -43,11 +44,6 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _rgb(image: Tensor) -> np.ndarray:
-    image = image[0] if image.dim() == 4 else image
-    return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-
-
 def render_panel(outputs: Outputs, style: Tensor, evaluation: ImageEvaluation) -> bytes:
     """One row: content, style, fast output, Gatys after each iteration count; losses in the titles."""
     from matplotlib.figure import Figure
@@ -59,7 +55,7 @@ def render_panel(outputs: Outputs, style: Tensor, evaluation: ImageEvaluation) -
     aspect = evaluation.width / evaluation.height
     figure = Figure(figsize=(len(tiles) * 3.0 * max(aspect, 0.75), 3.0 + 0.6), layout="constrained")
     for axis, (title, image) in zip(figure.subplots(1, len(tiles)), tiles, strict=True):
-        axis.imshow(_rgb(image))
+        axis.imshow(tensor_to_array(image))
         axis.set_title(title, fontsize=9)
         axis.axis("off")
     figure.suptitle(evaluation.name, fontsize=10)
