@@ -57,12 +57,11 @@ def random_crop_box(width: int, height: int, rng: np.random.Generator,
         if 0 < w <= width and 0 < h <= height:
             left, top = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
             return left, top, left + w, top + h
-    side = min(width, height)  # fallback: the largest centred square
-    left, top = (width - side) // 2, (height - side) // 2
-    return left, top, left + side, top + side
+    return center_square(width, height)  # fallback: the largest centred square
 
 
 def center_square(width: int, height: int) -> tuple[int, int, int, int]:
+    """The (left, top, right, bottom) box of the largest centred square."""
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
     return left, top, left + side, top + side
