@@ -23,6 +23,7 @@ from onnx import numpy_helper
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+import styletrans.inference.registry as registry
 from styletrans.cli import main
 from styletrans.export import export_onnx
 from styletrans.images import open_rgb
@@ -207,6 +208,7 @@ def test_unknown_styles_are_404_listing_the_available_ones(client: httpx.Client,
     assert body["error"] in ("unknown_style", "not_found")
     if body["error"] == "unknown_style":
         assert body["available"] == list(STYLES) and "wave" in body["message"]
+        assert "train another with `styletrans train --config configs/recipes/cpu.yaml" in body["message"]
 
 
 def _bad_inputs() -> dict[str, bytes]:
@@ -359,13 +361,34 @@ def test_reload_over_http_is_off_without_an_admin_token(client: httpx.Client) ->
 # ---------------------------------------------------------------------------- command line
 
 
-def test_serve_command_refuses_a_folder_without_models(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_serve_defaults_to_the_bundled_models(models_dir: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from styletrans.cli import build_parser
+    from styletrans.commands.serve import settings_from_args
+
+    monkeypatch.setattr(registry, "bundled_models_dir", lambda: models_dir)
+    assert settings_from_args(build_parser().parse_args(["serve"])).models_dir == models_dir
+    explicit = build_parser().parse_args(["serve", "--models-dir", str(tmp_path)])
+    assert settings_from_args(explicit).models_dir == tmp_path
+
+
+def test_serve_command_refuses_a_folder_without_models(models_dir: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    train = "`styletrans train --config configs/recipes/cpu.yaml --config configs/STYLE.yaml --data PHOTOS`"
+    monkeypatch.setattr(registry, "bundled_models_dir", lambda: tmp_path / "bundled")
+    assert main(["serve"]) == 2  # nothing bundled yet
+    err = capsys.readouterr().err
+    assert "bundled: no such folder; no bundled models; train one with " + train in err and "--models-dir" in err
+    monkeypatch.setattr(registry, "bundled_models_dir", lambda: models_dir)
     assert main(["serve", "--models-dir", str(tmp_path / "missing")]) == 2
-    assert "no such folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no such folder; bundled models: candy, mosaic, wave; train another with " + train in err
+    assert "leave out --models-dir" in err
     (tmp_path / "bad.onnx").write_bytes(b"junk")
     assert main(["serve", "--models-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "no usable .onnx model" in err and "bad" in err
+    assert "no usable .onnx model" in err and "bad" in err and "bundled models: candy, mosaic, wave" in err
 
 
 def test_kubernetes_manifest_matches_the_server(tmp_path: Path) -> None:

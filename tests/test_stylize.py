@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+import styletrans.inference.registry as registry
 from styletrans.cli import main
 from styletrans.color import rgb_to_yiq
 from styletrans.export import FP32_TOLERANCE, export_onnx
@@ -122,10 +123,38 @@ def test_batch_matches_single_images(stylizer: Stylizer) -> None:
         stylizer.stylize_batch([make_photo(40, 30), make_photo(30, 40)])
 
 
-def test_models_by_name(models: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def bundled(models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``models`` as the bundled folder, with no ``./models`` and an empty cache: the only place to find names."""
+    monkeypatch.setattr(registry, "bundled_models_dir", lambda: models)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STYLETRANS_CACHE", str(tmp_path / "cache"))
+    return models
+
+
+def test_models_by_name(models: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "bundled_models_dir", lambda: tmp_path / "none")
     assert resolve_model("tiny", models) == models / "tiny.onnx"  # the export wins over the checkpoint
-    with pytest.raises(ModelError, match="models there: tiny"):
+    with pytest.raises(ModelError, match="models found: tiny; train another with"):
         resolve_model("starry", models)
+
+
+def test_a_missing_model_names_the_bundled_ones_and_how_to_train(bundled: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ModelError) as error:
+        resolve_model("starry")
+    message = str(error.value)
+    assert "bundled models: tiny; train another with" in message and message.count("tiny") == 1  # listed once
+    assert "`styletrans train --config configs/recipes/cpu.yaml --config configs/STYLE.yaml --data PHOTOS`" in message
+    assert "`styletrans export" in message
+    assert main(["stylize", "--model", "starry", "photo.jpg", "-o", str(tmp_path / "out")]) == 2
+    assert "bundled models: tiny" in capsys.readouterr().err
+
+
+def test_cli_stylizes_with_a_bundled_model_by_name(bundled: Path, photo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["stylize", "--model", "tiny", str(photo_dir / "photo0.png"), "-o", str(out), "--quiet"]) == 0
+    assert _outputs(out) == ["photo0_tiny.png"]
 
 
 def _outputs(root: Path) -> list[str]:

@@ -13,13 +13,14 @@ DEFAULTS = ServeSettings(models_dir=Path("models"))
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve", help="serve the ONNX models of a folder over HTTP (batching, limits, metrics)",
-        description="Serve every .onnx model in --models-dir by style name (the file name without .onnx): "
-        "POST /v1/stylize/STYLE, GET /v1/styles, /health/live, /health/ready, /metrics. Concurrent requests "
-        "for the same style and image size run as one batch. Files added, replaced or removed in the folder "
-        "are picked up while serving. See serve/README.md.",
+        description="Serve every .onnx model in --models-dir (default: the bundled models/) by style name "
+        "(the file name without .onnx): POST /v1/stylize/STYLE, GET /v1/styles, /health/live, /health/ready, "
+        "/metrics. Concurrent requests for the same style and image size run as one batch. Files added, "
+        "replaced or removed in the folder are picked up while serving. See serve/README.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--models-dir", type=Path, required=True, help="folder of exported .onnx models")
+    p.add_argument("--models-dir", type=Path, default=None,
+                   help="folder of exported .onnx models; without it, the checkout's bundled models/")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=DEFAULTS.workers,
@@ -54,13 +55,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    from styletrans.inference.registry import bundled_models_dir  # imports torch: not for every `--help`
+
     return ServeSettings(
-        models_dir=args.models_dir, provider=args.provider, workers=args.workers, threads=args.threads,
-        max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms, max_queue=args.max_queue,
-        request_timeout_s=args.request_timeout, max_body_bytes=int(args.max_body_mb * 2**20),
+        models_dir=args.models_dir or bundled_models_dir(), provider=args.provider, workers=args.workers,
+        threads=args.threads, max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
+        max_queue=args.max_queue, request_timeout_s=args.request_timeout, max_body_bytes=int(args.max_body_mb * 2**20),
         max_pixels=args.max_pixels, max_side=args.max_side, reload_interval_s=args.reload_interval,
         api_key=args.api_key, admin_token=args.admin_token,
     ).with_secrets_from_env()
+
+
+def what_to_serve(models_dir: Path) -> str:
+    """The bundled models, how to train another, and the flag that serves the other folder."""
+    from styletrans.inference.registry import bundled_models_dir, list_models, missing_model_hint
+
+    bundled = bundled_models_dir()
+    if models_dir.resolve() != bundled.resolve() and list_models([bundled]):
+        return f"{missing_model_hint()}; or leave out --models-dir to serve the bundled ones"
+    return f"{missing_model_hint()}; or pass --models-dir with a folder of exported .onnx models"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,13 +86,14 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     if not settings.models_dir.is_dir():
-        raise CommandError(f"{settings.models_dir}: no such folder (export models with `styletrans export`)")
+        raise CommandError(f"{settings.models_dir}: no such folder; {what_to_serve(settings.models_dir)}")
     # Load before binding the port: a folder without a usable model is a clear error, not a failed start-up.
     service = Service(settings)
     report = service.store.reload()
     if not service.store.models:
         problems = "".join(f"\n  {name}: {why}" for name, why in report.failed.items())
-        raise CommandError(f"no usable .onnx model in {settings.models_dir}{problems}")
+        raise CommandError(f"no usable .onnx model in {settings.models_dir}; {what_to_serve(settings.models_dir)}"
+                           f"{problems}")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name, model in sorted(service.store.models.items()):
         print(f"style {name}: {model.stylizer.describe()}")

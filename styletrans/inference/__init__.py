@@ -1,7 +1,13 @@
 """Stylizing with trained networks: ONNX Runtime or PyTorch, images and video."""
 
 from styletrans.inference.backends import ModelError, OnnxBackend, TorchBackend
-from styletrans.inference.registry import default_models_dirs, list_models, resolve_model
+from styletrans.inference.registry import (
+    bundled_models_dir,
+    default_models_dirs,
+    list_models,
+    missing_model_hint,
+    resolve_model,
+)
 from styletrans.inference.stylizer import Stylizer, finish
 
 __all__ = [
@@ -9,8 +15,10 @@ __all__ = [
     "OnnxBackend",
     "Stylizer",
     "TorchBackend",
+    "bundled_models_dir",
     "default_models_dirs",
     "finish",
     "list_models",
+    "missing_model_hint",
     "resolve_model",
 ]

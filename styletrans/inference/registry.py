@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from styletrans.inference.backends import ModelError
@@ -10,11 +11,18 @@ from styletrans.weights import cache_dir
 
 MODEL_SUFFIXES = (".onnx", ".ckpt")  # by name, an exported model wins over a checkpoint
 REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAIN_HINT = ("`styletrans train --config configs/recipes/cpu.yaml --config configs/STYLE.yaml --data PHOTOS` "
+              "and `styletrans export --fp16 CKPT -o models/STYLE.onnx`")
+
+
+def bundled_models_dir() -> Path:
+    """The checkout's ``models/``: the trained styles shipped with the project."""
+    return REPO_ROOT / "models"
 
 
 def default_models_dirs() -> list[Path]:
     """``./models``, the checkout's ``models/``, then ``~/.cache/styletrans/models``."""
-    dirs = [Path("models"), REPO_ROOT / "models", cache_dir() / "models"]
+    dirs = [Path("models"), bundled_models_dir(), cache_dir() / "models"]
     unique: list[Path] = []
     for d in dirs:
         if d.resolve() not in {u.resolve() for u in unique}:
@@ -32,6 +40,17 @@ def list_models(dirs: list[Path]) -> dict[str, Path]:
     return found
 
 
+def missing_model_hint(others: Iterable[str] = ()) -> str:
+    """What to use instead of a missing model: the bundled models, then ``others`` not among
+    them (each name once), and how to train another."""
+    bundled = sorted(list_models([bundled_models_dir()]))
+    rest = sorted(set(others) - set(bundled))
+    listed = [f"bundled models: {', '.join(bundled)}"] if bundled else []
+    if rest:
+        listed.append(f"{'other ' if bundled else ''}models found: {', '.join(rest)}")
+    return f"{'; '.join(listed) or 'no bundled models'}; train {'another' if listed else 'one'} with {TRAIN_HINT}"
+
+
 def resolve_model(spec: str | os.PathLike, models_dir: str | os.PathLike | None = None) -> Path:
     """``spec`` as a path if it is a file, else the model of that name in the model directories."""
     path = Path(spec).expanduser()
@@ -42,5 +61,4 @@ def resolve_model(spec: str | os.PathLike, models_dir: str | os.PathLike | None 
     if str(spec) in models:
         return models[str(spec)]
     where = ", ".join(str(d) for d in dirs)
-    known = ", ".join(sorted(models)) or "none"
-    raise ModelError(f"{spec}: no such model file, and no model of that name in {where} (models there: {known})")
+    raise ModelError(f"{spec}: no such model file, and no model of that name in {where}; {missing_model_hint(models)}")

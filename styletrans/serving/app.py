@@ -24,6 +24,7 @@ from torch import Tensor
 
 from styletrans.images import ImageError, ImageTooLargeError
 from styletrans.inference import ModelError, Stylizer
+from styletrans.inference.registry import TRAIN_HINT, missing_model_hint
 from styletrans.serving.auth import require_token
 from styletrans.serving.batching import Batcher
 from styletrans.serving.errors import InternalErrorMiddleware, ServeError, install_error_handlers
@@ -162,7 +163,8 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.reload()  # a no-op for files already loaded
         if not service.store.models:
-            raise ModelError(f"no usable .onnx model in {settings.models_dir}: {service.store.errors or 'none found'}")
+            raise ModelError(f"no usable .onnx model in {settings.models_dir}: {service.store.errors or 'none found'}; "
+                             f"{missing_model_hint()}")
         await service.batcher.start()
         watcher = asyncio.create_task(service.watch_models()) if settings.reload_interval_s > 0 else None
         service.ready = True
@@ -211,8 +213,9 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         model = service.store.get(style)
         if model is None:
             available = sorted(service.store.models)
-            raise ServeError(404, f"unknown style {style[:100]!r}; available: {', '.join(available) or 'none'}",
-                             code="unknown_style", available=available)
+            # The served folder's styles only (by default the bundled ones): others cannot be requested here.
+            raise ServeError(404, f"unknown style {style[:100]!r}; available: {', '.join(available) or 'none'}; "
+                             f"train another with {TRAIN_HINT}", code="unknown_style", available=available)
         if media_type(request.headers.get("content-type")) not in ACCEPTED_TYPES:
             raise ServeError(415, f"content type {media_type(request.headers.get('content-type'))!r} not accepted; "
                              f"send one of {', '.join(ACCEPTED_TYPES)} (with curl: -H 'Content-Type: image/jpeg' "
