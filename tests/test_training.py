@@ -5,6 +5,7 @@ truncated at relu2_2 keep the whole file fast."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -290,3 +291,40 @@ def test_sigkill_mid_run_then_resume_matches_the_uninterrupted_run(
     assert steps[-1] == 29 and saved_step in steps
     ref = read_metrics(reference_dir)
     assert read_metrics(run_dir)[29]["train/total"] == pytest.approx(ref[29]["train/total"], rel=1e-4)
+
+
+def test_recipe_config_layers_over_a_style_config(photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parsed = print_config(capsys, "--config", str(CONFIGS / "recipes" / "cpu.yaml"),
+                          "--config", str(CONFIGS / "great_wave.yaml"), "--data", str(photos))
+    assert parsed["model"]["style_image"] == "great_wave"  # from the style config
+    assert parsed["data"]["image_size"] == 128 and parsed["model"]["lr_schedule"] == "cosine"  # from the recipe
+    assert parsed["snapshots"]["every_minutes"] > 0
+
+
+def test_timed_snapshots_record_step_and_seconds_and_load_as_models(photos: Path, style: Path,
+                                                                    tmp_path: Path) -> None:
+    from styletrans.models.checkpoint import load_transformer
+
+    run_dir = tmp_path / "timed"
+    cli = main(train_args(photos, style, run_dir, 12, "--snapshots.every_minutes", "0.001"))
+    index = json.loads((run_dir / "snapshots" / "index.json").read_text())
+    assert len(index) >= 2
+    steps, seconds = [e["step"] for e in index], [e["seconds"] for e in index]
+    assert steps == sorted(set(steps)) and seconds == sorted(seconds) and steps[-1] == 12
+    assert {p.name for p in (run_dir / "snapshots").glob("*.ckpt")} == {e["file"] for e in index}
+    net, metadata = load_transformer(run_dir / "snapshots" / index[-1]["file"])
+    assert metadata["training"]["loss_network"] == "random"
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(net(x), cli.model.transformer.eval()(x))  # the last snapshot is the final network
+
+
+def test_the_snapshot_clock_continues_after_a_resume() -> None:
+    from styletrans.training.callbacks import TimedSnapshots
+
+    clock = TimedSnapshots(every_minutes=1)
+    clock.load_state_dict({"elapsed_seconds": 150.0, "taken": 2})  # what a checkpoint carries
+    assert clock.elapsed() == 150.0
+    assert clock.state_dict() == {"elapsed_seconds": 150.0, "taken": 2}
+    with pytest.raises(ValueError, match="every_minutes"):
+        TimedSnapshots(every_minutes=-1)

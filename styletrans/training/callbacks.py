@@ -1,7 +1,10 @@
-"""Progress you can look at: a fixed grid of validation photos, stylized every N steps."""
+"""Progress you can look at: a fixed grid of validation photos, stylized every N steps, and
+snapshots of the network every N minutes for quality-per-hour curves."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -10,6 +13,7 @@ from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from styletrans.atomic import atomic_path
 from styletrans.images import save_image, tensor_to_pil
 
 
@@ -60,3 +64,67 @@ class SampleGrid(pl.Callback):
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="samples", images=[tensor_to_pil(grid)], step=step, caption=[f"step {step}"])
         return path
+
+
+class TimedSnapshots(pl.Callback):
+    """Saves the network every ``every_minutes`` of training wall-clock time, for quality-per-hour
+    curves: ``snapshots/minute_MMM.ckpt`` (weights and hyper-parameters only, loadable by
+    ``styletrans evaluate``/``export``) and ``snapshots/index.json`` listing step and seconds.
+
+    The clock counts the whole fit loop (steps, validation, sample grids), since that is what a
+    run costs; it survives a resume (its elapsed seconds travel in the checkpoint).
+
+    Args:
+        every_minutes: snapshot interval; 0 (the default) = off.
+        dirpath: where the snapshots go (default: ``<run_dir>/snapshots``).
+    """
+
+    def __init__(self, every_minutes: float = 0.0, dirpath: str | None = None) -> None:
+        if every_minutes < 0:
+            raise ValueError(f"every_minutes must be >= 0, not {every_minutes}")
+        self.every_seconds = 60.0 * every_minutes
+        self.dirpath = dirpath
+        self.elapsed_before = 0.0  # seconds trained before this process started (resume)
+        self._started: float | None = None
+        self._taken = 0
+        self._last_step = -1
+
+    def state_dict(self) -> dict[str, float]:
+        return {"elapsed_seconds": self.elapsed(), "taken": self._taken}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.elapsed_before = float(state.get("elapsed_seconds", 0.0))
+        self._taken = int(state.get("taken", 0))
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        if self.every_seconds > 0 and self.elapsed() >= (self._taken + 1) * self.every_seconds:
+            self._taken += 1
+            self.save(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.every_seconds > 0:
+            self.save(trainer, pl_module)  # the end point of the curve
+
+    def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds, step = self.elapsed(), trainer.global_step
+        if not trainer.is_global_zero or step == self._last_step:
+            return
+        self._last_step = step
+        root = Path(self.dirpath or Path(trainer.default_root_dir) / "snapshots")
+        path = root / f"minute_{seconds / 60:05.1f}.ckpt"
+        state = {k: v.detach().cpu() for k, v in pl_module.state_dict().items()}
+        with atomic_path(path, overwrite=True) as tmp:
+            torch.save({"state_dict": state, "hyper_parameters": dict(pl_module.hparams),
+                        "global_step": step, "train_seconds": seconds}, tmp)
+        index_path = root / "index.json"
+        index = json.loads(index_path.read_text()) if index_path.is_file() else []
+        index = [entry for entry in index if entry["step"] < step]  # a resumed run replaces what it redoes
+        index.append({"file": path.name, "step": step, "seconds": round(seconds, 1)})
+        with atomic_path(index_path, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(index, indent=1) + "\n")

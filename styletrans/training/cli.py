@@ -22,7 +22,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import WandbLogger
 
-from styletrans.training.callbacks import SampleGrid
+from styletrans.training.callbacks import SampleGrid, TimedSnapshots
 from styletrans.training.data import ContentImages
 from styletrans.training.module import StyleTransferModule
 
@@ -87,7 +87,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 
 class StyleTransferCLI(LightningCLI):
-    """LightningCLI with ``--ckpt_path``, ``--run_dir``, ``checkpoint.*`` and ``samples.*``; no subcommands."""
+    """LightningCLI with ``--ckpt_path``, ``--run_dir``, ``checkpoint.*``, ``samples.*``, ``snapshots.*``."""
 
     def __init__(self, args: Sequence[str] | None = None) -> None:
         super().__init__(
@@ -120,6 +120,7 @@ class StyleTransferCLI(LightningCLI):
             "checkpoint.save_top_k": 1,
         })
         parser.add_lightning_class_args(SampleGrid, "samples")
+        parser.add_lightning_class_args(TimedSnapshots, "snapshots")
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         if args is None:
@@ -142,6 +143,8 @@ class StyleTransferCLI(LightningCLI):
             cfg.checkpoint.dirpath = str(run_dir / "checkpoints")
         if cfg.samples.dirpath is None:
             cfg.samples.dirpath = str(run_dir / "samples")
+        if cfg.snapshots.dirpath is None:
+            cfg.snapshots.dirpath = str(run_dir / "snapshots")
         loggers = cfg.trainer.logger if isinstance(cfg.trainer.logger, list) else [cfg.trainer.logger]
         for logger in loggers:
             if getattr(logger, "init_args", None) is not None:
