@@ -12,7 +12,7 @@ import styletrans.commands
 
 # Each module in ``styletrans.commands`` defines ``add_parser(subparsers)``, which
 # registers its handler with ``set_defaults(handler=...)``; listed in this order.
-ORDER = ("optimize", "train", "export", "stylize", "serve", "evaluate", "diagnose", "weights")
+ORDER = ("demo", "optimize", "train", "export", "stylize", "serve", "evaluate", "diagnose", "weights")
 
 
 class CommandError(Exception):
