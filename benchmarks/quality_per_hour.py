@@ -31,11 +31,12 @@ import matplotlib.pyplot as plt
 
 from styletrans.assets import resolve_image
 from styletrans.evaluation import Evaluator, equivalent_iterations, load_model
+from styletrans.evaluation.artifacts import lattice_score
 from styletrans.evaluation.metrics import summarize_equivalent
 from styletrans.images import find_images, load_image
 from styletrans.weights import cache_dir
 
-GATYS_MARKS = (10, 50, 100, 200)  # dotted reference lines on the plot
+GATYS_MARKS = (10, 50, 100, 200)  # Gatys losses recorded beside each snapshot
 
 
 def snapshots(run: Path) -> list[dict]:
@@ -79,20 +80,24 @@ def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, devi
     points = []
     for entry in entries:
         net = load_model(entry["path"], device).backend
-        values, totals = [], []
+        values, totals, lattice = [], [], []
         for photo in photos:
             content = load_image(photo, size)[None]
             targets = evaluator.loss.content_targets(content.to(device))
-            total = evaluator.losses(net(content).float(), targets).total
+            output = net(content).float()
+            total = evaluator.losses(output, targets).total
             totals.append(total)
             values.append(equivalent_iterations(curves[photo], total))
+            lattice.append(lattice_score(output))
         summary = summarize_equivalent(values, iterations)
         gatys_at = {n: statistics.fmean(curves[p][n] for p in photos) for n in GATYS_MARKS if n <= iterations}
         points.append({"step": entry["step"], "minutes": entry["seconds"] / 60, "file": entry["file"],
                        "equivalent_iterations": values, "median": summary["median"], "reached": summary["reached"],
-                       "loss": statistics.fmean(totals), "gatys_loss": gatys_at})
+                       "loss": statistics.fmean(totals), "gatys_loss": gatys_at,
+                       "lattice": statistics.fmean(lattice)})
         print(f"  {entry['file']}: step {entry['step']}, {entry['seconds'] / 60:.1f} min, "
-              f"median equivalent iterations {summary['median']}, loss {statistics.fmean(totals):.4g}")
+              f"median equivalent iterations {summary['median']}, loss {statistics.fmean(totals):.4g}, "
+              f"lattice {statistics.fmean(lattice):.3f}")
     return {"run": str(run), "style": first.style_name, "training": first.training, "points": points}
 
 

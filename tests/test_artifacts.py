@@ -1,0 +1,54 @@
+"""The lattice score: high for a dot lattice whose phase drifts, low for photos and for JPEG's block grid."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms.functional import gaussian_blur
+
+from styletrans.evaluation.artifacts import lattice_score
+from styletrans.images import pil_to_tensor, tensor_to_pil
+from tests.conftest import make_photo
+
+
+def drifting_lattice(height: int, width: int, step: float = 5.0, amplitude: float = 0.08) -> torch.Tensor:
+    """Dots every ``step`` pixels along both diagonals, the phase wandering across the picture
+    (as the lattice a style network prints: not one clean spectral peak)."""
+    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
+                          indexing="ij")
+    drift = 3.0 * torch.sin(x / 37.0) + 2.0 * torch.cos(y / 29.0)
+    u, v = (x + y + drift) / step, (x - y + drift) / step
+    return amplitude * torch.cos(2 * math.pi * u) * torch.cos(2 * math.pi * v)
+
+
+@pytest.fixture(scope="module")
+def photo() -> torch.Tensor:
+    """A smooth picture with fine, irregular texture (as photos and paintings have)."""
+    torch.manual_seed(0)
+    grain = gaussian_blur(torch.rand(1, 3, 128, 160), kernel_size=5, sigma=1.0)[0]
+    return (0.8 * pil_to_tensor(make_photo(160, 128, seed=5)) + 0.4 * (grain - 0.5) + 0.1).clamp(0, 1)
+
+
+def test_a_drifting_dot_lattice_scores_far_above_the_clean_picture(photo: torch.Tensor) -> None:
+    clean = lattice_score(photo)
+    latticed = lattice_score((photo + drifting_lattice(*photo.shape[-2:])).clamp(0, 1))
+    assert clean < 0.05
+    assert latticed > 0.15 and latticed > 4 * clean
+
+
+def test_jpeg_block_grid_does_not_count_as_a_lattice(photo: torch.Tensor) -> None:
+    buffer = io.BytesIO()
+    tensor_to_pil(photo).save(buffer, "JPEG", quality=10)  # visible 8x8 blocking
+    buffer.seek(0)
+    compressed = pil_to_tensor(Image.open(buffer).convert("RGB"))
+    assert lattice_score(compressed) < 0.05
+
+
+def test_score_takes_batches_and_tiny_or_flat_pictures(photo: torch.Tensor) -> None:
+    assert lattice_score(photo[None]) == pytest.approx(lattice_score(photo))
+    assert lattice_score(torch.full((3, 40, 40), 0.5)) == 0.0  # nothing repeats in a flat picture
+    assert 0.0 <= lattice_score(photo[:, :12, :20]) <= 1.0  # smaller than one window: upsampled, not an error
