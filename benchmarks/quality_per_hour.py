@@ -66,7 +66,8 @@ def gatys_curve(evaluator: Evaluator, style: Path, photo: Path, size: int) -> li
     return curve
 
 
-def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, device: torch.device) -> dict:
+def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, device: torch.device,
+                 seconds_per_step: float | None = None) -> dict:
     entries = snapshots(run)
     first = load_model(entries[0]["path"], device)
     style_path = resolve_image(str(first.training["style_image"]), "styles")
@@ -91,31 +92,42 @@ def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, devi
             lattice.append(lattice_score(output))
         summary = summarize_equivalent(values, iterations)
         gatys_at = {n: statistics.fmean(curves[p][n] for p in photos) for n in GATYS_MARKS if n <= iterations}
-        points.append({"step": entry["step"], "minutes": entry["seconds"] / 60, "file": entry["file"],
+        # Runs that shared the cores are put on one clock: the steps at a standalone run's pace.
+        minutes = entry["step"] * seconds_per_step / 60 if seconds_per_step else entry["seconds"] / 60
+        points.append({"step": entry["step"], "minutes": minutes, "wall_minutes": entry["seconds"] / 60,
+                       "file": entry["file"],
                        "equivalent_iterations": values, "median": summary["median"], "reached": summary["reached"],
                        "loss": statistics.fmean(totals), "gatys_loss": gatys_at,
                        "lattice": statistics.fmean(lattice)})
-        print(f"  {entry['file']}: step {entry['step']}, {entry['seconds'] / 60:.1f} min, "
+        print(f"  {entry['file']}: step {entry['step']}, {minutes:.1f} min, "
               f"median equivalent iterations {summary['median']}, loss {statistics.fmean(totals):.4g}, "
               f"lattice {statistics.fmean(lattice):.3f}")
     return {"run": str(run), "style": first.style_name, "training": first.training, "points": points}
 
 
-def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+def plot(results: list[dict], labels: dict[str, str], iterations: int, photo_lattice: float, path: Path) -> None:
+    """Left: equivalent iterations; right: the lattice score, both against training minutes."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
     for result in results:
         xs = [p["minutes"] for p in result["points"]]
         # A photo Gatys never caught up with counts as the cap, so the line stays on the chart.
         ys = [iterations if p["median"] is None else p["median"] for p in result["points"]]
-        ax.plot(xs, ys, marker="o", label=labels.get(result["run"], f"{result['style']} ({Path(result['run']).name})"))
+        label = labels.get(result["run"], Path(result["run"]).name)
+        left.plot(xs, ys, marker="o", label=label)
+        right.plot(xs, [p["lattice"] for p in result["points"]], marker="o", label=label)
     for n in (50, 100):
-        ax.axhline(n, color="grey", linestyle=":", linewidth=1)
-        ax.text(0.5, n, f"Gatys@{n}", va="bottom", fontsize=8, color="grey")
-    ax.set_xlabel("training minutes (2 CPU cores)")
-    ax.set_ylabel("equivalent Gatys iterations (median)")
-    ax.set_title("Quality per hour: the fast network's loss, in L-BFGS iterations of Gatys")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        left.axhline(n, color="grey", linestyle=":", linewidth=1)
+        left.text(xs[0], n, f"Gatys@{n}", va="bottom", fontsize=8, color="grey")
+    right.axhline(photo_lattice, color="grey", linestyle=":", linewidth=1)
+    right.text(xs[0], photo_lattice, "the photos themselves", va="bottom", fontsize=8, color="grey")
+    left.set_ylabel("equivalent Gatys iterations (median)")
+    right.set_ylabel("lattice score (mean)")
+    for ax in (left, right):
+        ax.set_xlabel("training minutes (2 CPU cores)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_title("Loss, in L-BFGS iterations of Gatys from the photo", fontsize=10)
+    right.set_title("Dot lattice (styletrans.evaluation.artifacts)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -130,6 +142,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=300, help="length of each Gatys curve")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seconds-per-step", type=float, default=None,
+                        help="plot steps at this standalone pace instead of the snapshots' own clock "
+                             "(for runs that shared the machine)")
     parser.add_argument("--label", action="append", default=[], metavar="RUN=NAME", help="legend name of a run")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/quality_per_hour.json"))
     parser.add_argument("--plot", type=Path, default=Path("models/quality_per_hour.png"))
@@ -143,12 +158,15 @@ def main() -> None:
     results = []
     for run in args.runs:
         print(f"{run}:")
-        results.append(evaluate_run(run, photos, args.size, args.iterations, device))
+        results.append(evaluate_run(run, photos, args.size, args.iterations, device, args.seconds_per_step))
+    photo_lattice = statistics.fmean(lattice_score(load_image(p, args.size)) for p in photos)
     payload = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "size": args.size,
+               "photo_lattice": photo_lattice,
+               "seconds_per_step": args.seconds_per_step,
                "iterations": args.iterations, "photos": [p.name for p in photos], "runs": results}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=1) + "\n")
-    plot(results, labels, args.iterations, args.plot)
+    plot(results, labels, args.iterations, photo_lattice, args.plot)
     print(f"wrote {args.json} and {args.plot}")
 
 
