@@ -68,7 +68,7 @@ class SampleGrid(pl.Callback):
 
 class TimedSnapshots(pl.Callback):
     """Saves the network every ``every_minutes`` of training wall-clock time, for quality-per-hour
-    curves: ``snapshots/minute_MMM.ckpt`` (weights and hyper-parameters only, loadable by
+    curves: ``snapshots/minute_MMM.M.ckpt`` (weights and hyper-parameters only, loadable by
     ``styletrans evaluate``/``export``) and ``snapshots/index.json`` listing step and seconds.
 
     The clock counts the whole fit loop (steps, validation, sample grids), since that is what a
