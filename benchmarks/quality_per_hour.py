@@ -78,15 +78,15 @@ def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, devi
         start = time.perf_counter()
         curves[photo] = gatys_curve(evaluator, style_path, photo, size)
         print(f"  gatys curve {number}/{len(photos)} {photo.name}: {time.perf_counter() - start:.0f} s")
+    contents = {photo: load_image(photo, size)[None] for photo in photos}  # shared by every snapshot
+    targets = {photo: evaluator.loss.content_targets(content.to(device)) for photo, content in contents.items()}
     points = []
     for entry in entries:
         net = load_model(entry["path"], device).backend
         values, totals, lattice = [], [], []
         for photo in photos:
-            content = load_image(photo, size)[None]
-            targets = evaluator.loss.content_targets(content.to(device))
-            output = net(content).float()
-            total = evaluator.losses(output, targets).total
+            output = net(contents[photo]).float()
+            total = evaluator.losses(output, targets[photo]).total
             totals.append(total)
             values.append(equivalent_iterations(curves[photo], total))
             lattice.append(lattice_score(output))
@@ -152,8 +152,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     photos = find_images(args.content_dir)[: args.limit]
-    labels = dict(item.split("=", 1) for item in args.label)
-    labels = {str(Path(run)): name for run, name in labels.items()}
+    labels = {str(Path(run)): name for run, name in (item.split("=", 1) for item in args.label)}
     device = torch.device("cpu")
     results = []
     for run in args.runs:
