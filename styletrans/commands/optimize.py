@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
 from styletrans.assets import resolve_image
 from styletrans.atomic import OutputExistsError, atomic_path
+from styletrans.evaluation.artifacts import lattice_score
 from styletrans.images import load_image, save_image
 from styletrans.optimize.engine import OPTIMIZERS
 from styletrans.optimize.gatys import (
     INITS,
+    PRESETS,
     GatysSettings,
     invert_features,
     run_gatys,
@@ -38,19 +40,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--content", help="content photo (modes style, invert)")
     p.add_argument("--style", help="style image (modes style, texture)")
     p.add_argument("--output", "-o", required=True, type=Path, help="output image (.png/.jpg/.webp)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help="settings the flags below override: this project's, or jcjohnson/neural-style's "
+                   "(its layers, weights, normalization, TV, noise init and 1000 iterations)")
     p.add_argument("--size", type=int, default=512, help="longest side of the output")
     p.add_argument("--style-size", type=int, default=None, help="longest side of the style image (default: --size)")
-    p.add_argument("--iterations", type=int, default=d.iterations)
-    p.add_argument("--optimizer", choices=OPTIMIZERS[:2], default=d.optimizer)
+    p.add_argument("--iterations", type=int, default=argparse.SUPPRESS,
+                   help=f"default: the preset's ({d.iterations:g} in preset default)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS[:2], default=argparse.SUPPRESS,
+                   help=f"default: the preset's ({d.optimizer} in both)")
     p.add_argument("--lr", type=float, default=None, help="step size (default: 1 for lbfgs, 0.02 for adam)")
-    p.add_argument("--content-weight", type=float, default=d.content_weight)
-    p.add_argument("--style-weight", type=float, default=d.style_weight)
-    p.add_argument("--tv-weight", type=float, default=d.tv_weight)
-    p.add_argument("--init", choices=INITS, default=None, help="start image (default: content, or noise)")
+    p.add_argument("--content-weight", type=float, default=argparse.SUPPRESS,
+                   help=f"default: the preset's ({d.content_weight:g} in preset default)")
+    p.add_argument("--style-weight", type=float, default=argparse.SUPPRESS,
+                   help=f"default: the preset's ({d.style_weight:g} in preset default)")
+    p.add_argument("--tv-weight", type=float, default=argparse.SUPPRESS,
+                   help=f"default: the preset's ({d.tv_weight:g} in preset default)")
+    p.add_argument("--init", choices=INITS, default=None, help="start image (default: the preset's in mode style, noise otherwise)")
     p.add_argument("--layer", default="relu3_3", help="layer to invert (mode invert)")
     p.add_argument("--scales", type=int, default=1, help="coarse-to-fine scales (2+ for large outputs)")
     p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the photo's colours")
-    p.add_argument("--loss-network", default=d.loss_network, help="weight source (see `styletrans weights list`)")
+    p.add_argument("--loss-network", default=argparse.SUPPRESS,
+                   help=f"weight source (see `styletrans weights list`; default: {d.loss_network})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for the loss network (GPU)")
@@ -83,12 +94,13 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     content = load_image(resolve_image(args.content, "photos"), args.size) if needs_content else None
     style = load_image(resolve_image(args.style, "styles"), args.style_size or args.size) if needs_style else None
-    settings = GatysSettings(
-        loss_network=args.loss_network, content_weight=args.content_weight,
-        style_weight=args.style_weight, tv_weight=args.tv_weight, optimizer=args.optimizer,
-        lr=args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 0.02),
-        iterations=args.iterations, init=args.init or ("content" if args.mode == "style" else "noise"),
-    )
+    output = content if content is not None else style
+    settings = PRESETS[args.preset](tuple(output.shape[-2:]))
+    given = {k: v for k, v in vars(args).items()  # flags left out keep the preset's value
+             if k in ("loss_network", "content_weight", "style_weight", "tv_weight", "optimizer", "iterations")}
+    settings = replace(settings, **given, init=args.init or ("noise" if args.mode != "style" else settings.init))
+    lr = args.lr if args.lr is not None else (1.0 if settings.optimizer == "lbfgs" else 0.02)
+    settings = replace(settings, lr=lr)
     if args.mode == "invert" and args.layer not in available_layers():
         raise ValueError(f"unknown layer {args.layer!r}; one of {available_layers()}")
 
@@ -108,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
         "mode": args.mode, "content": args.content, "style": args.style,
         "size": list(result.image.shape[-2:]), "device": str(device), "seconds": round(seconds, 3),
         "preserve_color": args.preserve_color, "scales": args.scales, "seed": args.seed,
-        "settings": asdict(settings), "final": result.history[-1] if result.history else {},
+        "preset": args.preset, "settings": asdict(settings),
+        # The dot-lattice score (styletrans.evaluation.artifacts): photos 0.01-0.05, a visible lattice 0.15+.
+        "lattice": round(lattice_score(result.image), 4),
+        "final": result.history[-1] if result.history else {},
         "history": result.history,
     }
     with atomic_path(loss_json, overwrite=args.overwrite) as tmp:
@@ -117,5 +132,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.output} ({result.image.shape[-1]}x{result.image.shape[-2]}) in {seconds:.1f}s on "
           f"{device}; final loss {final.get('loss', float('nan')):.4g} "
           f"(content {final.get('content', 0):.4g}, style {final.get('style', 0):.4g}, tv {final.get('tv', 0):.4g}); "
+          f"lattice score {report['lattice']:.3f}; "
           f"loss curve: {loss_json}")
     return 0

@@ -55,6 +55,7 @@ class ImageEvaluation:
     seconds: list[float]  # Gatys wall time after 0, 1, ..., N iterations
     similarity: dict[str, float | None] = field(default_factory=dict)  # fast vs Gatys at `reference`
     reference: int = REFERENCE_ITERATIONS
+    lattice: dict[str, float] = field(default_factory=dict)  # dot-lattice score of photo, fast, Gatys at `reference`
 
     @property
     def equivalent_iterations(self) -> int | None:
@@ -72,6 +73,7 @@ class ImageEvaluation:
             "equivalent_iterations": eq,
             "seconds_to_equivalent": None if eq is None else self.gatys_seconds(eq),
             "similarity": {"gatys_iterations": self.reference, **self.similarity},
+            "lattice": self.lattice,
             "curve": self.curve,
             "seconds": self.seconds,
         }
@@ -135,6 +137,7 @@ def summarize(results: Sequence[ImageEvaluation], counts: Sequence[int]) -> dict
     reached = [r for r in results if r.equivalent_iterations is not None]
     to_equivalent = [r.gatys_seconds(r.equivalent_iterations) for r in reached]
     similarity_keys = sorted({k for r in results for k in r.similarity})
+    lattice_keys = sorted({k for r in results for k in r.lattice})
     return {
         "images": len(results),
         "fast": {**mean_losses(r.fast for r in results), "ms": fast_ms},
@@ -151,4 +154,6 @@ def summarize(results: Sequence[ImageEvaluation], counts: Sequence[int]) -> dict
         },
         "similarity": {"gatys_iterations": results[0].reference,
                        **{k: mean(r.similarity.get(k) for r in results) for k in similarity_keys}},
+        # Median: one photo with a flat sky should not hide (or fake) a lattice over the rest.
+        "lattice": {k: statistics.median(r.lattice[k] for r in results if k in r.lattice) for k in lattice_keys},
     }

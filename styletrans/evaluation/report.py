@@ -160,6 +160,13 @@ def render_markdown(report: dict[str, Any]) -> str:
            f" and {number(speed['gatys_seconds_to_equivalent'])} s to reach its loss "
            f"(**{number(speed['speedup_at_equivalent'])}x**)") + "."
     )
+    lattice = summary.get("lattice", {})
+    if lattice:
+        lines.append(
+            f"- **Dot lattice** (`styletrans.evaluation.artifacts.lattice_score`, median over photos; photos score "
+            f"0.01-0.05, a visible lattice 0.15 or more): photo {number(lattice.get('photo'))}, fast model "
+            f"**{number(lattice.get('fast'))}**, Gatys after {ref} iterations {number(lattice.get('gatys'))}."
+        )
     lines += [
         f"- **Similarity** of the fast output to Gatys after {ref} iterations: SSIM {number(sim.get('ssim'))}, "
         f"PSNR {number(sim.get('psnr'))} dB, LPIPS {number(sim.get('lpips'))}.",

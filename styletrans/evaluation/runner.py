@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from styletrans.evaluation.artifacts import lattice_score
 from styletrans.evaluation.metrics import ImageEvaluation, Losses, nearest
 from styletrans.evaluation.similarity import load_lpips, similarity
 from styletrans.inference import ModelError, OnnxBackend, TorchBackend, resolve_model
@@ -181,6 +182,8 @@ class Evaluator:
             name=name, height=int(content.shape[-2]), width=int(content.shape[-1]),
             fast=self.losses(fast_output, targets), fast_ms=fast_ms, gatys=gatys, curve=curve,
             seconds=seconds, similarity=scores, reference=self.reference,
+            lattice={"photo": lattice_score(content), "fast": lattice_score(fast_output),
+                     "gatys": lattice_score(reference)},
         )
         outputs = Outputs(content.cpu(), fast_output.cpu(), {n: image.cpu() for n, image in snapshots.items()})
         return evaluation, outputs

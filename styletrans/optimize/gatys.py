@@ -45,6 +45,7 @@ class GatysSettings:
     lr: float = 1.0
     iterations: int = 300
     init: str = "content"
+    noise_std: float = 0.1  # of the noise init around mid-grey: uniform noise has large TV
     # Clip to [0, 1] after every step. Off: the optimizer runs unconstrained and the image is
     # clipped after each scale, as in jcjohnson/neural-style. Clipping L-BFGS's iterates
     # corrupts its curvature pairs (the step taken is not the step it stored); with these
@@ -64,20 +65,42 @@ class GatysSettings:
         ).to(device)
 
 
+def neural_style_settings(output_hw: tuple[int, int]) -> GatysSettings:
+    """jcjohnson/neural-style's defaults, on this project's loss network (VGG-16, not VGG-19).
+
+    Same layers (content relu4_2; style relu1_1 ... relu5_1, equal weights), weights (content 5,
+    style 100), Gram ``F F^T / (C H W)`` and mean-squared losses on 0-255 Caffe features (no
+    relative terms), L-BFGS for 1000 iterations with no clipping until the end, from near-constant
+    noise (0.001 in Caffe units). Its TV is a sum over pixels in 0-255 units, ``tv/2 * sum(d^2)``,
+    where ours is a mean over [0, 1] pixels: the same penalty needs ``1e-3 / 2 * 255^2 * 3 H W``.
+    """
+    h, w = output_hw
+    return GatysSettings(
+        content_layers={"relu4_2": 1.0}, style_layers={f"relu{i}_1": 1.0 for i in range(1, 6)},
+        relative_style=False, content_weight=5.0, style_weight=100.0, tv_weight=1e-3 / 2 * 255**2 * 3 * h * w,
+        optimizer="lbfgs", lr=1.0, iterations=1000, init="noise", noise_std=0.001 / 255, clip_every_step=False,
+    )
+
+
+PRESETS: dict[str, Callable[[tuple[int, int]], GatysSettings]] = {
+    "default": lambda output_hw: GatysSettings(),
+    "neural-style": neural_style_settings,
+}
+
+
 def _batch(image: Tensor) -> Tensor:
     return image if image.dim() == 4 else image[None]
 
 
 def _initial_image(init: str, content: Tensor | None, style: Tensor | None,
-                   hw: tuple[int, int], seed: int, device: torch.device) -> Tensor:
+                   hw: tuple[int, int], seed: int, device: torch.device, noise_std: float = 0.1) -> Tensor:
     if init == "content" and content is not None:
         return content.clone()
     if init == "style" and style is not None:
         return resize_tensor(style, hw)
     if init in ("noise", "content", "style"):
         generator = torch.Generator().manual_seed(seed)
-        # Mid-grey noise: uniform [0, 1] noise has large TV and starts far from any photo.
-        noise = 0.5 + 0.1 * torch.randn(1, 3, *hw, generator=generator)
+        noise = 0.5 + noise_std * torch.randn(1, 3, *hw, generator=generator)
         return noise.clamp(0, 1).to(device)
     raise ValueError(f"unknown init {init!r}; one of {INITS}")
 
@@ -129,7 +152,7 @@ def run_gatys(
     hw = output_size or (tuple(content.shape[-2:]) if content is not None else tuple(style.shape[-2:]))
     sizes = [(max(16, hw[0] >> k), max(16, hw[1] >> k)) for k in reversed(range(scales))]
     image = _initial_image(settings.init, None if content is None else resize_tensor(content, sizes[0]),
-                           style, sizes[0], seed, device)
+                           style, sizes[0], seed, device, settings.noise_std)
     history: list[dict[str, float]] = []
     for index, size in enumerate(sizes):
         image = resize_tensor(image, size) if image.shape[-2:] != size else image

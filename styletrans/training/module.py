@@ -21,6 +21,7 @@ from torch import Tensor
 from styletrans.assets import resolve_image
 from styletrans.images import load_image
 from styletrans.losses import LossTerms, PerceptualLoss
+from styletrans.models.checkpoint import load_transformer
 from styletrans.models.transformer import TransformerConfig, TransformerNet
 
 # Content at relu2_2 (Johnson et al. 2016, section 4.1). Style at Johnson's relu1_2, relu2_2,
@@ -61,6 +62,8 @@ class StyleTransferModule(pl.LightningModule):
         warmup_steps: linear warm-up before the schedule.
         channels_last: NHWC memory format; ``None`` = on for CUDA, off elsewhere.
         compile: ``torch.compile`` the transformer and the loss network (state-dict keys unchanged).
+        init_from: a checkpoint whose transformer weights this run starts from (fine-tuning a
+            trained style with other settings); ``--ckpt_path`` resumes a run instead.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class StyleTransferModule(pl.LightningModule):
         warmup_steps: int = 0,
         channels_last: bool | None = None,
         compile: bool = False,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         # Resolved before save_hyperparameters (which reads these locals), so a checkpoint
@@ -92,6 +96,12 @@ class StyleTransferModule(pl.LightningModule):
         style_layers = dict(DEFAULT_STYLE_LAYERS if style_layers is None else style_layers)
         self.save_hyperparameters()
         self.transformer = TransformerNet(config)
+        if init_from is not None:
+            start, _ = load_transformer(init_from)
+            if start.config != config:
+                raise ValueError(f"init_from {init_from}: its transformer {start.config.as_dict()} is not "
+                                 f"this run's {transformer}")
+            self.transformer.load_state_dict(start.state_dict())
         self._perceptual: PerceptualLoss | None = None  # built in setup(); see _apply
         self._style_file: Path | None = None
 
