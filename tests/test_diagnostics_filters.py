@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -17,10 +18,32 @@ def test_filter_grids_have_one_tile_per_kernel():
     assert grid.min() >= 0 and grid.max() <= 1
 
 
+def test_filter_grid_tiles_are_the_kernels_themselves():
+    """Tile i of the RGB grid is kernel i scaled to its own range; the per-channel grid maps
+    0 to mid-grey and each filter's largest magnitude to black or white."""
+    weight = torch.randn(5, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    grid = rgb_filter_grid(weight)  # 3 columns, 1 px gaps
+    for i, kernel in enumerate(weight):
+        row, column = divmod(i, 3)
+        tile = grid[4 * row: 4 * row + 3, 4 * column: 4 * column + 3]
+        scaled = (kernel - kernel.min()) / (kernel.max() - kernel.min())
+        np.testing.assert_allclose(tile, scaled.permute(1, 2, 0).numpy(), atol=1e-6)
+    deeper = torch.zeros(2, 2, 3, 3)
+    deeper[0, 1, 0, 0], deeper[0, 0, 2, 2], deeper[1, 0, 1, 1] = 4.0, -2.0, -1.0
+    grid = channel_filter_grid(deeper, count=2, channels=2)
+    assert grid[0, 4] == 1.0 and grid[2, 2] == 0.25 and grid[1, 1] == 0.5  # filter 0: +4, -2, 0
+    assert grid[5, 1] == 0.0  # filter 1's -1 is its largest magnitude
+
+
 def test_filters_panel_shows_first_and_deeper_layer(tmp_path):
-    result = Filters(count=4, channels=4).run(Context(features="tiny-random"))
+    net = tiny_random(0)
+    result = Filters(count=4, channels=4).run(Context(features=net))
     assert list(result.summary["layers"]) == ["conv1", "conv2"]
     assert result.summary["layers"]["conv2"]["shape"] == [16, 8, 3, 3]
+    # The panel shows this network's kernels, not some other picture.
+    first, deeper = (tile.image for tile in result.rows[0])
+    np.testing.assert_allclose(first, rgb_filter_grid(net.layer("conv1").weight))
+    np.testing.assert_allclose(deeper, channel_filter_grid(net.layer("conv2").weight, 4, 4))
     png, _ = result.save(tmp_path / "filters.png")
     assert png.stat().st_size > 1000
 

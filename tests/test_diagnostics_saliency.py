@@ -36,9 +36,18 @@ def test_threshold_and_grabcut_masks_follow_the_salient_region():
 
 
 def test_saliency_panel(tmp_path):
-    ctx = Context(torch.rand(3, 32, 40), classifier=left_half_classifier(), progress=False)
-    result = Saliency(size=32).run(ctx)
+    torch.manual_seed(0)
+    net = left_half_classifier()
+    ctx = Context(torch.rand(3, 32, 40), classifier=net, progress=False)
+    result = Saliency(size=32, segmentation="threshold").run(ctx)
     assert 0 <= result.summary["mask_fraction"] <= 1
     assert np.isfinite(result.summary["saliency_in_mask"]) and np.isfinite(result.summary["smoothgrad_in_mask"])
     assert len(result.rows[0]) == 5  # photo, vanilla, SmoothGrad, overlay, segmentation
+    # The maps are the network's: it only sees the left half, so the right half has no
+    # saliency, and the segmentation (white where cut away) keeps nothing there.
+    vanilla, smooth, cut = (result.rows[0][i].image for i in (1, 2, 4))
+    assert vanilla[:, 16:].max() == 0 < vanilla[:, :16].max()
+    assert smooth[:, 16:].max() == 0 < smooth[:, :16].max()
+    assert (cut[:, 16:] == 1).all() and (cut[:, :16] < 1).any()
+    assert result.summary["class"] == net.categories[result.summary["target"]]
     result.save(tmp_path / "saliency.png")

@@ -193,3 +193,40 @@ def test_training_callback_exports_and_verifies(net: TransformerNet, tmp_path: P
     out = OnnxBackend(tmp_path / "wave.onnx", provider="cpu")(torch.from_numpy(x))
     with torch.no_grad():
         assert (out - net(torch.from_numpy(x))).abs().max() < FP32_TOLERANCE
+
+
+# -- fp16 at the sizes and widths that are really served ------------------------------------------
+
+
+def _preset_checkpoint(preset: str, folder: Path) -> tuple[Path, TransformerNet]:
+    torch.manual_seed(3)
+    net = TransformerNet(TransformerConfig.preset(preset)).eval()
+    return write_checkpoint(folder / f"{preset}.ckpt", net, f"{preset}_style"), net
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["light", "default"])
+def test_cli_fp16_export_of_the_presets_at_512x768(preset: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Half precision at the full network widths and a real output size (where fp16's range
+    and the instance-norm sums over 400k pixels are tested, not the tiny test networks')."""
+    checkpoint, _ = _preset_checkpoint(preset, tmp_path)
+    output = tmp_path / f"{preset}.fp16.onnx"
+    # The command writes the model only if ONNX Runtime matches PyTorch fp32 within 1e-2 here.
+    assert main(["export", str(checkpoint), "--output", str(output), "--fp16", "--verify-sizes", "512x768"]) == 0
+    printed = capsys.readouterr().out
+    assert "fp16" in printed and "512x768" in printed and "PASS" in printed
+    weights = onnx.load(output).graph.initializer
+    assert weights and all(w.data_type == onnx.TensorProto.FLOAT16 for w in weights if len(w.dims) == 4)
+
+
+@pytest.mark.slow
+def test_training_callback_exports_fp16_of_the_light_preset_at_512x768(tmp_path: Path) -> None:
+    _, net = _preset_checkpoint("light", tmp_path)
+    callback = OnnxExportCallback(dirpath=tmp_path, fp16=True, sizes=((512, 768),))
+    trainer = SimpleNamespace(is_global_zero=True, log_dir=None, default_root_dir=str(tmp_path))
+    module = SimpleNamespace(transformer=net, hparams={"style_name": "light_style",
+                                                       "transformer": net.config.as_dict()})
+    callback.on_fit_end(trainer, module)  # raises if either export misses its bound
+    assert callback.exported == [tmp_path / "light_style.onnx", tmp_path / "light_style.fp16.onnx"]
+    assert OnnxBackend(tmp_path / "light_style.fp16.onnx", provider="cpu").metadata["precision"] == "fp16"

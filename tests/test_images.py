@@ -87,10 +87,54 @@ def test_unusual_files_load_as_rgb_in_unit_range(corpus: dict[str, Path], name: 
     assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
 
 
+def _pixels(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> (H, W, 3) grey levels."""
+    return np.rint(image.permute(1, 2, 0).numpy() * 255).astype(int)
+
+
+def _reference(name: str, path: Path) -> np.ndarray:
+    """Each unusual file's RGB pixels by a conversion written out here: Pillow's own for
+    CMYK, palette and GIF (its first frame), the source photo for the lossless ones, and
+    ``value / 65535 * 255`` for 16-bit grey."""
+    photo = make_photo(40, 30)
+    if name == "one_pixel.png":
+        return np.array([[[10, 20, 30]]])
+    if name in ("cmyk.jpg", "palette.png", "anim.gif"):
+        with Image.open(path) as img:  # a GIF opens at its first frame
+            return np.asarray(img.convert("RGB"), dtype=int)
+    if name == "rgba.png":
+        return np.asarray(photo, dtype=int)
+    if name == "deep16.png":
+        grey = np.rint(np.asarray(Image.open(path), dtype=float) / 65535 * 255).astype(int)
+    else:
+        grey = np.asarray(photo.convert("L"), dtype=int)
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+@pytest.mark.parametrize("name", ["one_pixel.png", "cmyk.jpg", "rgba.png", "palette.png", "grey.png",
+                                  "deep16.png", "anim.gif"])
+def test_unusual_files_match_a_reference_conversion(corpus: dict[str, Path], name: str) -> None:
+    got = _pixels(load_image(corpus[name]))
+    assert np.abs(got - _reference(name, corpus[name])).max() <= 1
+    # The reference itself is the photo, to the format's loss: JPEG's, and the 216-colour web
+    # palette's with dithering (measured 12 grey levels on average).
+    loss = {"cmyk.jpg": 4, "palette.png": 16}
+    if name in loss:
+        assert np.abs(got - np.asarray(make_photo(40, 30), dtype=int)).mean() < loss[name]
+
+
+def test_animated_gif_gives_its_first_frame(corpus: dict[str, Path]) -> None:
+    got = _pixels(load_image(corpus["anim.gif"]))
+    frames = [np.asarray(make_photo(24, 24, seed=s), dtype=int) for s in range(3)]
+    errors = [np.abs(got - frame).mean() for frame in frames]
+    assert errors[0] < 10 < min(errors[1:])  # GIF's 256 colours cost a few grey levels
+
+
 def test_sixteen_bit_keeps_its_range_instead_of_clipping(corpus: dict[str, Path]) -> None:
     deep = load_image(corpus["deep16.png"])
     grey = load_image(corpus["grey.png"])
     assert torch.allclose(deep, grey, atol=1 / 255)
+    assert float(deep.min()) < 0.3 and float(deep.max()) > 0.7  # the whole range, not clipped white
 
 
 def test_transparent_pixels_become_white(tmp_path: Path) -> None:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -86,7 +87,7 @@ class Server:
 
 @contextlib.contextmanager
 def serve(models_dir: Path, **settings: object) -> Iterator[tuple[httpx.Client, Server]]:
-    server = Server(ServeSettings(models_dir=models_dir, reload_interval_s=0, **settings))
+    server = Server(ServeSettings(models_dir=models_dir, **{"reload_interval_s": 0, **settings}))
     with server as client:
         yield client, server
 
@@ -182,19 +183,70 @@ def test_styles_lists_the_models_with_their_metadata(client: httpx.Client) -> No
 
 
 def test_concurrent_requests_are_batched_per_style_and_size(models_dir: Path) -> None:
-    # A long batch window and batches of 4: 8 concurrent requests per key fill two batches at once.
+    # Batches of 4 and a batch window far longer than the test: a batch runs only when it is
+    # full, so 8 concurrent "wave" requests are exactly two batches and 4 "candy" ones one,
+    # however slowly the requests arrive on a busy machine.
     inputs = [("wave", jpeg(64, 48, seed=i)) for i in range(8)] + [("candy", jpeg(48, 40, seed=i)) for i in range(4)]
-    with serve(models_dir, max_batch_size=4, batch_timeout_ms=2000) as (client, _):
+    with serve(models_dir, max_batch_size=4, batch_timeout_ms=600_000, request_timeout_s=600) as (client, _):
         with ThreadPoolExecutor(len(inputs)) as pool:
             responses = list(pool.map(lambda job: post(client, *job), inputs))
         for (style, data), response in zip(inputs, responses, strict=True):
             assert np.abs(decoded(response) - expected(models_dir, style, data)).max() <= 1
         sizes = metric(client, "styletrans_batch_size")
-    assert sizes[("styletrans_batch_size_sum", (("style", "wave"),))] == 8
-    assert sizes[("styletrans_batch_size_sum", (("style", "candy"),))] == 4
-    batches = sum(v for (name, _), v in sizes.items() if name == "styletrans_batch_size_count")
-    assert batches < len(inputs)  # some batch held more than one request
-    assert sizes[("styletrans_batch_size_bucket", (("le", "1.0"), ("style", "wave")))] < 8
+    for style, count in (("wave", 2), ("candy", 1)):
+        assert sizes[("styletrans_batch_size_sum", (("style", style),))] == 4 * count
+        assert sizes[("styletrans_batch_size_count", (("style", style),))] == count
+        assert sizes[("styletrans_batch_size_bucket", (("le", "2.0"), ("style", style)))] == 0  # all of 4
+
+
+class BlockedNetwork:
+    """Stands in for the server's network call: each call waits until ``release`` (or until
+    ``parties`` calls are in flight together), so a test holds the server's slots for as
+    long as it needs instead of guessing how long a sleep is enough."""
+
+    def __init__(self, run_batch: object, parties: int = 1) -> None:
+        self.run_batch = run_batch
+        self.released = threading.Event()
+        self.together = threading.Barrier(parties, timeout=60)
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
+
+    def __call__(self, key: object, images: list) -> list:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.together.parties > 1:
+                self.together.wait()  # raises BrokenBarrierError (a 500) if they never overlap
+            else:
+                self.released.wait(timeout=60)
+            return self.run_batch(key, images)  # type: ignore[operator]
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    """Poll a condition of the server's state (not a guess at how long something takes)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_workers_run_batches_at_the_same_time(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``workers=2``: two batches (two image sizes) are in the network together; with one
+    worker the second would wait for the first and the barrier would break."""
+    with serve(models_dir, workers=2, batch_timeout_ms=0) as (client, running):
+        batcher = running.app.state.service.batcher
+        network = BlockedNetwork(batcher.run_batch, parties=2)
+        monkeypatch.setattr(batcher, "run_batch", network)
+        inputs = [("wave", jpeg(64, 48)), ("wave", jpeg(48, 40))]
+        with ThreadPoolExecutor(2) as pool:
+            responses = list(pool.map(lambda job: post(client, *job), inputs))
+        for (style, data), response in zip(inputs, responses, strict=True):
+            assert np.abs(decoded(response) - expected(models_dir, style, data)).max() <= 1
+        assert network.most_in_flight == 2
 
 
 # ---------------------------------------------------------------------------- errors
@@ -299,20 +351,29 @@ def test_metrics_count_requests_by_status(client: httpx.Client) -> None:
 # ---------------------------------------------------------------------------- overload, timeout
 
 
-def test_overload_is_503_with_retry_after_and_slow_requests_time_out(models_dir: Path) -> None:
-    # Requests wait 5 s for batch companions but time out after 1 s: each holds one of
-    # the 2 slots for 1 s, so of 6 concurrent requests 2 time out (504), 4 are refused.
-    with serve(models_dir, max_queue=2, batch_timeout_ms=5000, request_timeout_s=1.0) as (client, _):
-        with ThreadPoolExecutor(6) as pool:
-            responses = list(pool.map(lambda _: post(client, "wave", jpeg()), range(6)))
-        statuses = sorted(r.status_code for r in responses)
-        assert statuses == [503] * 4 + [504] * 2
-        refused = next(r for r in responses if r.status_code == 503)
-        assert int(refused.headers["retry-after"]) >= 1 and refused.json()["error"] == "overloaded"
-        assert next(r for r in responses if r.status_code == 504).json()["error"] == "timeout"
-        time.sleep(0.1)
+def test_overload_is_503_with_retry_after_and_slow_requests_time_out(models_dir: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # The network call is held until the test lets it go: two requests take the 2 slots and
+    # stay there, so a third is refused (503) whenever it comes, and the two time out (504)
+    # after 1 s whatever the machine's speed.
+    with serve(models_dir, max_queue=2, batch_timeout_ms=0, request_timeout_s=1.0) as (client, running):
+        service = running.app.state.service
+        network = BlockedNetwork(service.batcher.run_batch)
+        monkeypatch.setattr(service.batcher, "run_batch", network)
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                slow = [pool.submit(post, client, "wave", jpeg()) for _ in range(2)]
+                wait_until(lambda: service.admission.active == 2, "two requests in progress")
+                refused = post(client, "wave", jpeg())
+                assert refused.status_code == 503 and refused.json()["error"] == "overloaded"
+                assert int(refused.headers["retry-after"]) >= 1
+                timed_out = [future.result() for future in slow]
+        finally:
+            network.released.set()
+        assert [r.status_code for r in timed_out] == [504, 504]
+        assert all(r.json()["error"] == "timeout" for r in timed_out)
         assert metric(client, "styletrans_requests_in_progress")[("styletrans_requests_in_progress", ())] == 0
-        assert decoded(post(client, "wave", jpeg(), params={"strength": 0})).shape == (48, 64, 3)  # still serving
+        assert decoded(post(client, "wave", jpeg())).shape == (48, 64, 3)  # still serving
 
 
 # ---------------------------------------------------------------------------- auth, reload
@@ -351,6 +412,44 @@ def test_api_key_admin_token_and_reload(models_dir: Path, tmp_path: Path) -> Non
         response = client.post("/v1/admin/reload", headers={"Authorization": "Bearer adm1n"})
         assert response.status_code == 200 and response.json()["styles"] == ["candy"]
         assert post(client, "wave", jpeg(), headers=key).json()["available"] == ["candy"]
+
+
+def test_a_model_replaced_in_place_is_served_after_the_reload(models_dir: Path, tmp_path: Path) -> None:
+    """Same file name, new weights: the watcher notices the rewrite and later requests get
+    the new network's output (the old one is not kept in a cache)."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(models_dir / "wave.onnx", folder / "wave.onnx")
+    data = jpeg()
+    with serve(folder, reload_interval_s=0.05) as (client, _):
+        assert np.abs(decoded(post(client, "wave", data)) - expected(models_dir, "wave", data)).max() <= 1
+        before = metric(client, "styletrans_model_reloads")
+        replacement = folder / ".wave.onnx.tmp"
+        shutil.copy(models_dir / "candy.onnx", replacement)  # same graph and size, other biases
+        stamp = (folder / "wave.onnx").stat().st_mtime_ns + 10**9  # a coarse clock could repeat the old time
+        os.utime(replacement, ns=(stamp, stamp))
+        replacement.replace(folder / "wave.onnx")
+        wait_until(lambda: metric(client, "styletrans_model_reloads") != before, "the reload")
+        got = decoded(post(client, "wave", data))
+    assert np.abs(got - expected(models_dir, "candy", data)).max() <= 1
+
+
+def test_api_key_and_admin_token_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from styletrans.cli import build_parser
+    from styletrans.commands.serve import settings_from_args
+
+    monkeypatch.setenv("STYLETRANS_API_KEY", "from-env")
+    monkeypatch.setenv("STYLETRANS_ADMIN_TOKEN", "admin-env")
+    settings = settings_from_args(build_parser().parse_args(["serve", "--models-dir", str(tmp_path)]))
+    assert (settings.api_key, settings.admin_token) == ("from-env", "admin-env")
+    flags = ["serve", "--models-dir", str(tmp_path), "--api-key", "flag", "--admin-token", "flag-admin"]
+    settings = settings_from_args(build_parser().parse_args(flags))
+    assert (settings.api_key, settings.admin_token) == ("flag", "flag-admin")  # a flag wins
+    assert "from-env" not in repr(settings) and "flag" not in repr(settings)  # secrets stay out of logs
+    monkeypatch.setenv("STYLETRANS_API_KEY", "")
+    monkeypatch.delenv("STYLETRANS_ADMIN_TOKEN")
+    settings = settings_from_args(build_parser().parse_args(["serve", "--models-dir", str(tmp_path)]))
+    assert (settings.api_key, settings.admin_token) == (None, None)  # empty is unset, not a key ""
 
 
 def test_reload_over_http_is_off_without_an_admin_token(client: httpx.Client) -> None:

