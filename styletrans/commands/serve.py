@@ -33,6 +33,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="how long a request may wait for others to batch with")
     p.add_argument("--provider", choices=("auto", "cuda", "tensorrt", "cpu"), default=DEFAULTS.provider,
                    help="ONNX Runtime execution provider (auto: CUDA if usable, else CPU)")
+    p.add_argument("--precision", choices=("auto", "int8", "float"), default=DEFAULTS.precision,
+                   help="auto: serve STYLE.int8.onnx instead of STYLE.onnx where both exist; int8: only int8 "
+                   "files; float: ignore int8 files")
+    p.add_argument("--max-batch-pixels", type=int, default=DEFAULTS.max_batch_pixels,
+                   help="most pixels in one network call (at least one image): bounds peak memory")
+    p.add_argument("--memory", choices=("no-arena", "arena", "shrink"), default=DEFAULTS.memory,
+                   help="ONNX Runtime working memory: no-arena gives a large image's memory back after the call; "
+                   "arena keeps the largest call's (ORT's default); shrink shrinks the arena after every call")
     p.add_argument("--max-queue", type=int, default=DEFAULTS.max_queue,
                    help="stylize requests in progress at once; more are answered 503 with Retry-After")
     p.add_argument("--request-timeout", type=float, default=DEFAULTS.request_timeout_s,
@@ -58,10 +66,12 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     from styletrans.inference.registry import bundled_models_dir  # imports torch: not for every `--help`
 
     return ServeSettings(
-        models_dir=args.models_dir or bundled_models_dir(), provider=args.provider, workers=args.workers,
+        models_dir=args.models_dir or bundled_models_dir(), provider=args.provider, precision=args.precision,
+        workers=args.workers,
         threads=args.threads, max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
         max_queue=args.max_queue, request_timeout_s=args.request_timeout, max_body_bytes=int(args.max_body_mb * 2**20),
-        max_pixels=args.max_pixels, max_side=args.max_side, reload_interval_s=args.reload_interval,
+        max_pixels=args.max_pixels, max_side=args.max_side,
+        max_batch_pixels=args.max_batch_pixels, memory=args.memory, reload_interval_s=args.reload_interval,
         api_key=args.api_key, admin_token=args.admin_token,
     ).with_secrets_from_env()
 

@@ -51,6 +51,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--provider", choices=("auto", "cuda", "tensorrt", "cpu"), default="auto",
                    help="ONNX Runtime execution provider (default auto: CUDA if usable, else CPU)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: one per core)")
+    p.add_argument("--precision", choices=("auto", "int8", "float"), default="auto",
+                   help="auto: the model's int8 variant (STYLE.int8.onnx beside it) if there is one, else the model; "
+                   "int8: only the int8 variant; float: never int8")
     p.add_argument("--format", choices=("same", "jpg", "png", "webp"), default="same",
                    help="output image format (default same: the input's; png for formats other than jpg/png/webp)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -132,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from styletrans.inference import Stylizer, resolve_model
+    from styletrans.inference.registry import pick_precision
     from styletrans.inference.video import is_video
 
     if not 0.0 <= args.strength <= 1.0:
@@ -140,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--size must be at least 8, got {args.size}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    model = resolve_model(args.model, args.models_dir)
+    model = pick_precision(resolve_model(args.model, args.models_dir), args.precision if args.backend == "onnx"
+                           else "float")
     stylizer = Stylizer(model, backend=args.backend, provider=args.provider, threads=args.threads)
     print(f"model {model}: {stylizer.describe()}", file=sys.stderr)
 

@@ -31,11 +31,20 @@ class ModelError(ValueError):
     """A model file is missing, corrupt, foreign or cannot run here (the message says why)."""
 
 
-def ort_session_options(threads: int | None = None) -> Any:
+# How a session holds its working memory (see ``OnnxBackend``; measured in benchmarks/serve_memory.py).
+MEMORY_MODES = ("arena", "shrink", "no-arena")
+
+
+def ort_session_options(threads: int | None = None, memory: str = "arena") -> Any:
     """ONNX Runtime session options for this network."""
     import onnxruntime as ort
 
+    if memory not in MEMORY_MODES:
+        raise ValueError(f"unknown memory mode {memory!r}; one of {', '.join(MEMORY_MODES)}")
     options = ort.SessionOptions()
+    # Without the arena each tensor is malloc'd and freed; glibc serves the large ones from
+    # mmap, so they go back to the OS when freed and a server's RSS falls after a large image.
+    options.enable_cpu_mem_arena = memory != "no-arena"
     # ENABLE_ALL adds the blocked-layout (NCHWc) CPU convolutions: ~15% faster here than EXTENDED.
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads or 0  # 0: one per physical core
@@ -72,11 +81,17 @@ def _check_signature(session: Any, label: str) -> None:
 
 
 class OnnxBackend:
-    """An ONNX Runtime session for a styletrans ``.onnx`` file (or its bytes)."""
+    """An ONNX Runtime session for a styletrans ``.onnx`` file (or its bytes).
+
+    ``memory``: ``arena`` (ONNX Runtime's default: the CPU arena grows to the largest call and
+    keeps it; fastest for one-shot CLI use), ``shrink`` (the arena, shrunk after every call)
+    or ``no-arena`` (plain malloc: RSS returns to its base after each call; the server's choice).
+    """
 
     name = "onnx"
 
-    def __init__(self, model: str | os.PathLike | bytes, provider: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, model: str | os.PathLike | bytes, provider: str = "auto", threads: int | None = None,
+                 memory: str = "arena") -> None:
         import onnxruntime as ort
 
         label = "<bytes>" if isinstance(model, bytes) else str(model)
@@ -92,7 +107,7 @@ class OnnxBackend:
         # and falls back to CPU; quiet it and say below which provider really runs.
         ort.set_default_logger_severity(4)
         try:
-            self.session = ort.InferenceSession(model, ort_session_options(threads), providers=chain)
+            self.session = ort.InferenceSession(model, ort_session_options(threads, memory), providers=chain)
         except Exception as exc:  # ORT raises its own unrelated exception classes
             message = str(exc).split(":", 2)[-1].strip() or type(exc).__name__
             raise ModelError(f"{label}: not a valid ONNX model ({message})") from None
@@ -107,10 +122,15 @@ class OnnxBackend:
             )
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = read_metadata(self.session)
+        self.memory = memory
+        self.run_options = None
+        if memory == "shrink":
+            self.run_options = ort.RunOptions()
+            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def __call__(self, batch: Tensor) -> Tensor:
         array = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
+        return torch.from_numpy(self.session.run(None, {self.input_name: array}, self.run_options)[0])
 
     def describe(self) -> str:
         return f"ONNX Runtime {self.provider}"

@@ -50,13 +50,13 @@ class Stylizer:
     memory first), ``torch`` (PyTorch eager; needs a checkpoint or a module) or ``auto``
     (ONNX for ``.onnx`` files, PyTorch otherwise). ``provider`` picks ONNX Runtime's
     execution provider: ``auto`` (CUDA if it can start, else CPU), ``cuda``,
-    ``tensorrt`` or ``cpu``.
+    ``tensorrt`` or ``cpu``. ``memory``: how ONNX Runtime keeps working memory (``OnnxBackend``).
 
     Instances hold no per-call state: ``stylize`` may be called from many threads.
     """
 
     def __init__(self, model: str | os.PathLike | nn.Module, *, backend: str = "auto", provider: str = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, memory: str = "arena") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
         self.metadata: dict[str, Any] = {}
@@ -64,7 +64,7 @@ class Stylizer:
         if isinstance(model, nn.Module):
             net = model
             if backend == "onnx":
-                self.backend = OnnxBackend(_export_to_bytes(net), provider, threads)
+                self.backend = OnnxBackend(_export_to_bytes(net), provider, threads, memory)
             else:
                 self.backend = TorchBackend(net)
             self.metadata = {"style_name": "unnamed"}
@@ -75,13 +75,13 @@ class Stylizer:
 
                 net, self.metadata = load_transformer(path)
                 if backend == "onnx":
-                    self.backend = OnnxBackend(_export_to_bytes(net, self.metadata), provider, threads)
+                    self.backend = OnnxBackend(_export_to_bytes(net, self.metadata), provider, threads, memory)
                 else:
                     self.backend = TorchBackend(net)
             else:
                 if backend == "torch":
                     raise ModelError(f"{path}: the torch backend needs a checkpoint (.ckpt), not an ONNX file")
-                self.backend = OnnxBackend(path, provider, threads)
+                self.backend = OnnxBackend(path, provider, threads, memory)
                 self.metadata = dict(self.backend.metadata)
                 self.metadata.setdefault("style_name", path.stem)
         self.style_name = str(self.metadata.get("style_name", "unnamed"))

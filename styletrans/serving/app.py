@@ -57,11 +57,12 @@ class Service:
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self.store = ModelStore(settings.models_dir, self.load_model)
+        self.store = ModelStore(settings.models_dir, self.load_model, settings.precision)
         self.metrics = Metrics(settings.max_batch_size)
         self.batcher = Batcher(self._run_batch, max_batch_size=settings.max_batch_size,
                                batch_timeout_s=settings.batch_timeout_ms / 1000, workers=settings.workers,
-                               on_batch=lambda key, n, s: self.metrics.observe_batch(key.model.name, n, s))
+                               on_batch=lambda key, n, s: self.metrics.observe_batch(key.model.name, n, s),
+                               batch_limit=self.batch_limit)
         self.admission = Admission(settings.max_queue)
         self.ready = False
         self.metrics.queue_depth.set_function(lambda: self.batcher.queued)
@@ -69,7 +70,12 @@ class Service:
         self.metrics.models.set_function(lambda: len(self.store.models))
 
     def load_model(self, path: Path) -> Stylizer:
-        return Stylizer(path, backend="onnx", provider=self.settings.provider, threads=self.settings.ort_threads)
+        return Stylizer(path, backend="onnx", provider=self.settings.provider, threads=self.settings.ort_threads,
+                        memory=self.settings.memory)
+
+    def batch_limit(self, key: BatchKey) -> int:
+        """Images of this size per network call within ``max_batch_pixels`` (one at least)."""
+        return max(1, self.settings.max_batch_pixels // (key.height * key.width))
 
     @staticmethod
     def _run_batch(key: BatchKey, images: list[Tensor]) -> list[Tensor]:

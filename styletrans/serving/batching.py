@@ -36,9 +36,11 @@ class Batcher:
     """
 
     def __init__(self, run_batch: RunBatch, *, max_batch_size: int, batch_timeout_s: float, workers: int = 1,
-                 on_batch: OnBatch | None = None) -> None:
+                 on_batch: OnBatch | None = None, batch_limit: Callable[[Hashable], int] | None = None) -> None:
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
+        # Per key, a lower cap than max_batch_size (the server's: a pixel budget per batch).
+        self.batch_limit = batch_limit
         self.batch_timeout_s = batch_timeout_s
         self.workers = workers
         self.on_batch = on_batch
@@ -118,9 +120,12 @@ class Batcher:
                     continue
                 key = min(self._queues, key=lambda k: self._queues[k][0].enqueued)
                 queue = self._queues[key]
+                limit = self.max_batch_size
+                if self.batch_limit is not None:
+                    limit = max(1, min(limit, self.batch_limit(key)))
                 wait = queue[0].enqueued + self.batch_timeout_s - time.monotonic()
-                if len(queue) >= self.max_batch_size or wait <= 0:
-                    batch, rest = queue[: self.max_batch_size], queue[self.max_batch_size:]
+                if len(queue) >= limit or wait <= 0:
+                    batch, rest = queue[:limit], queue[limit:]
                     if rest:
                         self._queues[key] = rest
                     else:

@@ -30,16 +30,24 @@ def valid_style_name(name: str) -> bool:
     return STYLE_NAME.fullmatch(name) is not None and ".." not in name
 
 
-def scan(models_dir: Path) -> dict[str, tuple[Path, Signature]]:
+def scan(models_dir: Path, precision: str = "auto") -> dict[str, tuple[Path, Signature]]:
     """``{style: (file, signature)}`` for the model files in ``models_dir`` (not recursive).
 
     Hidden files are skipped: that is where ``atomic_path`` writes a model while it is
-    being exported into the folder.
+    being exported into the folder. ``STYLE.int8.onnx`` is style ``STYLE`` quantized:
+    ``precision`` ``auto`` serves it instead of ``STYLE.onnx``, ``int8`` serves only int8
+    files, ``float`` ignores them (see ``inference.registry.PRECISIONS``).
     """
+    from styletrans.inference.registry import INT8_SUFFIX
+
     found: dict[str, tuple[Path, Signature]] = {}
-    for path in sorted(models_dir.glob("*.onnx")):
-        name = path.name[: -len(".onnx")]
-        if path.name.startswith(".") or not path.is_file():
+    int8_first = sorted(models_dir.glob("*.onnx"), key=lambda p: (not p.name.endswith(INT8_SUFFIX), p.name))
+    for path in int8_first:
+        int8 = path.name.endswith(INT8_SUFFIX)
+        name = path.name[: -len(INT8_SUFFIX if int8 else ".onnx")]
+        if path.name.startswith(".") or not path.is_file() or name in found:
+            continue
+        if (int8 and precision == "float") or (not int8 and precision == "int8"):
             continue
         if not valid_style_name(name):
             log.warning("skipping %s: style names are letters, digits, '_', '-' and '.'", path.name)
@@ -79,8 +87,9 @@ class ReloadReport:
 class ModelStore:
     """Thread-safe ``{style: ServedModel}``; readers get an immutable snapshot."""
 
-    def __init__(self, models_dir: Path, load: Callable[[Path], Stylizer]) -> None:
+    def __init__(self, models_dir: Path, load: Callable[[Path], Stylizer], precision: str = "auto") -> None:
         self.models_dir = models_dir
+        self.precision = precision
         self._load = load
         self._models: dict[str, ServedModel] = {}
         self._failed: dict[str, tuple[Signature, str]] = {}  # style -> (signature that failed, why)
@@ -103,7 +112,7 @@ class ModelStore:
             report = ReloadReport()
             if not self.models_dir.is_dir():
                 raise ModelError(f"{self.models_dir}: models directory does not exist")
-            on_disk = scan(self.models_dir)
+            on_disk = scan(self.models_dir, self.precision)
             models = {name: m for name, m in self._models.items() if name in on_disk}
             report.removed = sorted(set(self._models) - set(on_disk))
             self._failed = {n: f for n, f in self._failed.items() if n in on_disk}
@@ -131,7 +140,9 @@ class ModelStore:
 
     def signature(self) -> dict[str, Signature]:
         """What is on disk now (cheap: one ``stat`` per file); compare to decide on a reload."""
-        return {name: sig for name, (_, sig) in scan(self.models_dir).items()} if self.models_dir.is_dir() else {}
+        if not self.models_dir.is_dir():
+            return {}
+        return {name: sig for name, (_, sig) in scan(self.models_dir, self.precision).items()}
 
     def loaded_signature(self) -> dict[str, Signature]:
         sigs = {name: m.signature for name, m in self._models.items()}

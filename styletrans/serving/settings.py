@@ -16,6 +16,7 @@ class ServeSettings:
 
     models_dir: Path
     provider: str = "auto"  # ONNX Runtime execution provider: auto, cpu, cuda, tensorrt
+    precision: str = "auto"  # auto: STYLE.int8.onnx where present, int8: only those, float: never
     workers: int = 1  # batches run at the same time (threads sharing the sessions)
     threads: int | None = None  # ONNX Runtime threads per batch (default: cores // workers)
     max_batch_size: int = 8
@@ -25,6 +26,11 @@ class ServeSettings:
     max_body_bytes: int = 20 * 1024 * 1024  # 20 MiB; beyond it: 413
     max_pixels: int = 40_000_000  # decoded input (a 48 MP phone photo is 8000x6000); beyond: 413
     max_side: int = 2048  # longest side the network runs at: larger inputs are scaled down
+    # Pixels in one network call (one image at least): bounds peak memory, which grows with the
+    # batch's pixels, not its count (benchmarks/serve_memory.py; figures in serve/README.md).
+    max_batch_pixels: int = 2048 * 2048
+    # ONNX Runtime's working memory: no-arena returns a large call's memory to the OS afterwards.
+    memory: str = "no-arena"
     reload_interval_s: float = 2.0  # poll the models dir this often (0: only POST /v1/admin/reload)
     api_key: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
@@ -36,6 +42,9 @@ class ServeSettings:
             "request_timeout_s": self.request_timeout_s > 0, "max_body_bytes": self.max_body_bytes > 0,
             "max_pixels": self.max_pixels > 0, "max_side": self.max_side >= 8,
             "reload_interval_s": self.reload_interval_s >= 0,
+            "precision": self.precision in ("auto", "int8", "float"),
+            "max_batch_pixels": self.max_batch_pixels >= 1,
+            "memory": self.memory in ("arena", "shrink", "no-arena"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
