@@ -38,6 +38,7 @@ def test_neural_style_preset_sets_its_recipe_and_flags_override_it(photo_dir: Pa
     assert settings["content_layers"] == {"relu4_2": 1.0} and settings["content_weight"] == 5.0
     assert not settings["relative_style"] and not settings["clip_every_step"]
     assert settings["init"] == "noise" and settings["noise_std"] == pytest.approx(0.001 / 255)
+    assert settings["pixel_scale"] == 255.0  # L-BFGS over 0-255 pixels, as neural-style
     # neural-style's TV is a sum in 0-255 units: ours, a mean, scales with the output's pixels (24x32 here).
     assert settings["tv_weight"] == pytest.approx(1e-3 / 2 * 255**2 * 3 * 24 * 32)
     assert settings["style_weight"] == 50.0 and settings["iterations"] == 3  # the flags given win

@@ -34,6 +34,20 @@ def test_every_optimizer_reaches_a_quadratic_minimum(optimizer: str, lr: float, 
     assert _distance(result.image) < 1e-3
 
 
+def test_pixel_scale_shows_the_same_image_and_sets_the_first_lbfgs_step() -> None:
+    start = torch.full_like(TARGET, 0.5)
+    scaled = PixelImage(start, scale=255.0)
+    assert torch.equal(scaled(), start) and float(scaled.pixels.max()) == pytest.approx(127.5)
+    # With a large gradient (|g|_1 > 1 in both units), L-BFGS's first step is g / |g|_1 in the
+    # parameter's units (L1 length 1): 255x shorter in image units when pixels are stored times 255.
+    moved = {}
+    for scale in (1.0, 255.0):
+        result = optimize_image(PixelImage(start, scale=scale), lambda image: 1e6 * _distance(image),
+                                iterations=1, progress=False)
+        moved[scale] = float((result.image - start).abs().sum())
+    assert moved[1.0] == pytest.approx(1.0, rel=1e-3) and moved[255.0] == pytest.approx(1 / 255, rel=1e-3)
+
+
 def test_records_objective_parts_and_penalties_and_calls_back() -> None:
     class Terms:
         def __init__(self, total: torch.Tensor) -> None:

@@ -37,14 +37,20 @@ OPTIMIZERS = ("lbfgs", "adam", "sgd", "normalized-sgd")
 
 
 class PixelImage(nn.Module):
-    """Parameterize an image (B, 3, H, W) directly by its pixels."""
+    """Parameterize an image (B, 3, H, W) directly by its pixels, stored times ``scale``.
 
-    def __init__(self, init: Tensor) -> None:
+    The scale matters to L-BFGS, whose first step has an L1 length of 1 in the parameter's units
+    (for large gradients): neural-style optimizes 0-255 pixels (``scale=255``); in [0, 1] units the
+    same first step is 255x longer and overshoots under its absolute Gram losses.
+    """
+
+    def __init__(self, init: Tensor, scale: float = 1.0) -> None:
         super().__init__()
-        self.pixels = nn.Parameter(init.detach().float().clone(memory_format=torch.contiguous_format))
+        self.scale = scale
+        self.pixels = nn.Parameter(init.detach().float().mul(scale).contiguous())
 
     def forward(self) -> Tensor:
-        return self.pixels
+        return self.pixels if self.scale == 1.0 else self.pixels / self.scale
 
 
 class Regularizer:

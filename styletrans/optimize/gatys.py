@@ -46,6 +46,7 @@ class GatysSettings:
     iterations: int = 300
     init: str = "content"
     noise_std: float = 0.1  # of the noise init around mid-grey: uniform noise has large TV
+    pixel_scale: float = 1.0  # optimize pixels in these units (neural-style: 255); see PixelImage
     # Clip to [0, 1] after every step. Off: the optimizer runs unconstrained and the image is
     # clipped after each scale, as in jcjohnson/neural-style. Clipping L-BFGS's iterates
     # corrupts its curvature pairs (the step taken is not the step it stored); with these
@@ -70,8 +71,8 @@ def neural_style_settings(output_hw: tuple[int, int]) -> GatysSettings:
 
     Same layers (content relu4_2; style relu1_1 ... relu5_1, equal weights), weights (content 5,
     style 100), Gram ``F F^T / (C H W)`` and mean-squared losses on 0-255 Caffe features (no
-    relative terms), L-BFGS for 1000 iterations with no clipping until the end, from near-constant
-    noise (0.001 in Caffe units). Its TV is a sum over pixels in 0-255 units, ``tv/2 * sum(d^2)``,
+    relative terms), L-BFGS over 0-255 pixels for 1000 iterations with no clipping until the end,
+    from near-constant noise (0.001 in Caffe units). Its TV is a sum over pixels in 0-255 units, ``tv/2 * sum(d^2)``,
     where ours is a mean over [0, 1] pixels: the same penalty needs ``1e-3 / 2 * 255^2 * 3 H W``.
     """
     h, w = output_hw
@@ -79,6 +80,7 @@ def neural_style_settings(output_hw: tuple[int, int]) -> GatysSettings:
         content_layers={"relu4_2": 1.0}, style_layers={f"relu{i}_1": 1.0 for i in range(1, 6)},
         relative_style=False, content_weight=5.0, style_weight=100.0, tv_weight=1e-3 / 2 * 255**2 * 3 * h * w,
         optimizer="lbfgs", lr=1.0, iterations=1000, init="noise", noise_std=0.001 / 255, clip_every_step=False,
+        pixel_scale=255.0,
     )
 
 
@@ -163,7 +165,8 @@ def run_gatys(
             return loss(x, targets)
 
         result = optimize_image(
-            PixelImage(image), objective, regularizers=[Clamp()] if settings.clip_every_step else [],
+            PixelImage(image, settings.pixel_scale), objective,
+            regularizers=[Clamp(high=settings.pixel_scale)] if settings.clip_every_step else [],
             optimizer=settings.optimizer,
             iterations=settings.iterations, lr=settings.lr, callback=callback,
             autocast_dtype=autocast_dtype, progress=progress,
