@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import cpu_name
+from common import cpu_name, write_json
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent
@@ -116,9 +116,7 @@ def main() -> None:
         print(f"| {label} | {walls} | {median:.1f} | {len(photos) / median:.2f} |")
     print(f"\nRay / plain wall time: {ray_wall / plain:.2f} (goal <= 1.15); per actor: {per_actor:.2f} images/s "
           f"(actor-seconds per image, 1 CPU each)")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_json(args.json, summary)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ folder is on ``sys.path``)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import platform
 from pathlib import Path
 
@@ -15,3 +16,10 @@ def cpu_name() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or "CPU"
+
+
+def write_json(path: Path, report: dict) -> None:
+    """Write a benchmark's results, creating the folder, and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {path}")

@@ -10,12 +10,12 @@ Prints a table and writes JSON (default benchmarks/results/optimize-<device>.jso
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import torch
+from common import write_json
 
 from styletrans.assets import bundled
 from styletrans.images import load_image
@@ -74,9 +74,7 @@ def main() -> None:
         print(f"{hw:>9} {r['precision']:>9} {r['iterations']:>6} {r['seconds']:>8.2f} {r['iterations_per_s']:>8.2f}"
               f" {r['final_loss']:>11.4g}")
     out = args.json or Path(__file__).parent / "results" / f"optimize-{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": rows}, indent=1))
-    print(f"wrote {out}")
+    write_json(out, {"device": name, "torch": torch.__version__, "rows": rows})
 
 
 if __name__ == "__main__":

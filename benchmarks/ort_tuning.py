@@ -14,7 +14,6 @@ Writes JSON (``--json``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import cpu_name
+from common import cpu_name, write_json
 
 ROOT = Path(__file__).resolve().parent
 
@@ -89,9 +88,7 @@ def main() -> None:
                 print(f"  {name:32} {ms}  start-up {r['startup_s']:.2f} s", flush=True)
     report = {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average": os.getloadavg()[0], "size": args.size,
               "models": results}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Prints a table and writes JSON (``--json``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import cpu_name
+from common import cpu_name, write_json
 
 ROOT = Path(__file__).resolve().parent
 SSIM_GOAL = 0.98
@@ -113,9 +112,7 @@ def main() -> None:
     report = {"cpu": cpu_name(), "content_dir": str(args.content_dir), "photos": len(photos), "size": args.size,
               "seconds": round(time.perf_counter() - start), "ssim_goal": SSIM_GOAL, "loss_goal": LOSS_GOAL,
               "styles": results}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import write_json
 
 ROOT = Path(__file__).resolve().parent
 MODES = {"batching": ["--max-batch-size", "8", "--batch-timeout-ms", "10"], "no-batching": ["--max-batch-size", "1"]}
@@ -287,9 +288,7 @@ def main() -> int:
                          "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
                          "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None},
               "rows": rows, "checks": verdicts}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, report)
     return 0
 
 

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import cpu_name
+from common import cpu_name, write_json
 
 ROOT = Path(__file__).resolve().parent
 MODES = ("arena", "shrink", "no-arena")
@@ -104,9 +104,7 @@ def main() -> None:
         print(f"{run['model']:26} {run['mode']:9} {run['loaded_rss_mb']:>7} {cells} {run['settled_rss_mb']:>8}")
     report = {"cpu": cpu_name(), "cores": os.cpu_count(), "load_average_at_start": os.getloadavg()[0],
               "steps": args.steps, "runs": runs}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, report)
 
 
 if __name__ == "__main__":

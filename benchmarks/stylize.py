@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from common import cpu_name
+from common import cpu_name, write_json
 
 from styletrans.models.transformer import TransformerConfig, TransformerNet
 
@@ -272,9 +272,7 @@ def main() -> None:
               "load_average_at_end": os.getloadavg()[0], "torch": torch.__version__,
               "onnxruntime": onnxruntime.__version__, "provider": args.provider, "rows": rows, "ratios": goals,
               "tiled": tiled}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, report)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import time
 import traceback
 from pathlib import Path
 
 import torch
-from common import cpu_name
+from common import cpu_name, write_json
 
 from styletrans.training.module import StyleTransferModule
 from styletrans.weights import WeightsError, load_weights
@@ -180,9 +179,7 @@ def main() -> None:
         result["loader"] = measure_loader(args)
         print(f"data loader: {result['loader']['images_per_s']} images/s with {args.workers} workers")
     args.json = args.json or Path(f"benchmarks/results/train_throughput_{device.type}.json")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1))
-    print(f"wrote {args.json}")
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

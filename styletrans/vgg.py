@@ -80,7 +80,9 @@ class VGGFeatures(nn.Module):
                 self.body.add_module(name, nn.ReLU(inplace=False))
             else:
                 pool = nn.MaxPool2d if pooling == "max" else nn.AvgPool2d
-                self.body.add_module(name, pool(2, 2))
+                # ceil_mode, as Caffe pools: with floor, an odd size drops its last row or column
+                # from every deeper layer, and the optimizer leaves that line of pixels unconstrained.
+                self.body.add_module(name, pool(2, 2, ceil_mode=True))
         needed = {k: v for k, v in weights.state_dict.items() if k.split(".")[0] in self.body._modules}
         missing = sorted({k.split(".")[0] for k in self.body.state_dict()} - {k.split(".")[0] for k in needed})
         if missing:  # a truncated file (see train/device_bundle.py) asked for deeper layers

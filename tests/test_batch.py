@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from styletrans.cli import main
-from styletrans.commands.stylize import expand_inputs, plan_outputs
 from styletrans.export import export_onnx
 from styletrans.inference.batch import BatchError, _glob_regex, connect, read_manifest
+from styletrans.inference.planning import expand_inputs, plan_outputs
 from styletrans.models.transformer import TransformerConfig, TransformerNet
 from tests.conftest import make_photo
 

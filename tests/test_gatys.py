@@ -51,13 +51,25 @@ def test_feature_inversion_reconstructs_the_layer_code(content) -> None:
     assert (result.image[0] - content).abs().mean() < (0.5 - content).abs().mean()
 
 
-def test_multi_scale_runs_each_scale(content, style) -> None:
-    """Two scales: 4 steps at half size, then 4 at the full size, which is the output's."""
+def test_coarse_to_fine_runs_each_scale_its_iterations(content, style) -> None:
+    """5 steps at a quarter, 3 at half size, then 2 at the full size, which is the output's."""
     shapes: list[tuple[int, ...]] = []
-    result = run_gatys(content, style, _settings(iterations=4), scales=2, output_size=(32, 48), progress=False,
+    settings = _settings(iterations=2, coarse_iterations=(5, 3))
+    result = run_gatys(content, style, settings, output_size=(64, 96), progress=False,
                        callback=lambda step, image, record: shapes.append(tuple(image.shape[-2:])))
-    assert shapes == [(16, 24)] * 4 + [(32, 48)] * 4
-    assert len(result.history) == 8 and result.image.shape == (1, 3, 32, 48)
+    assert shapes == [(16, 24)] * 5 + [(32, 48)] * 3 + [(64, 96)] * 2
+    assert len(result.history) == 10 and result.image.shape == (1, 3, 64, 96)
+
+
+def test_coarse_scales_scale_the_style_image_alike(content) -> None:
+    """Strokes keep their size against the picture: at half the output size, the style is halved too."""
+    settings = _settings(iterations=1, coarse_iterations=(1, 1))
+    loss = settings.build_loss()
+    style_shapes: list[tuple[int, ...]] = []
+    set_style = loss.set_style
+    loss.set_style = lambda image: (style_shapes.append(tuple(image.shape[-2:])), set_style(image))[1]
+    run_gatys(content, torch.rand(3, 64, 80), settings, output_size=(64, 96), loss=loss, progress=False)
+    assert style_shapes == [(16, 20), (32, 40), (64, 80)]
 
 
 def test_noise_init_is_seeded(content, style) -> None:

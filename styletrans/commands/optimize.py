@@ -59,7 +59,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", choices=INITS, default=argparse.SUPPRESS,
                    help="start image (default: the preset's in mode style, noise otherwise)")
     p.add_argument("--layer", default="relu3_3", help="layer to invert (mode invert)")
-    p.add_argument("--scales", type=int, default=1, help="coarse-to-fine scales (2+ for large outputs)")
+    p.add_argument("--coarse-iterations", type=_iteration_list, default=argparse.SUPPRESS,
+                   help="iterations at coarser scales first, coarsest first, each half the next one's size, "
+                   "e.g. 200,100; 0 for the output size only (default: the preset's; in preset default, "
+                   "200,100 at 512 px: see GatysSettings)")
     p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the photo's colours")
     p.add_argument("--loss-network", default=argparse.SUPPRESS,
                    help=f"weight source (see `styletrans weights list`; default: {d.loss_network})")
@@ -70,6 +73,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+def _iteration_list(text: str) -> tuple[int, ...]:
+    """"200,100" -> (200, 100); "0" or "" -> () (no coarse scales)."""
+    if text.strip() in ("", "0"):
+        return ()
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError(f"expected positive iteration counts separated by commas, got {text!r}")
+    return counts
 
 
 def pick_device(name: str) -> torch.device:
@@ -98,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     output = content if content is not None else style
     settings = PRESETS[args.preset](tuple(output.shape[-2:]))
     given = {k: v for k, v in vars(args).items()  # flags left out keep the preset's value
-             if k in ("loss_network", "content_weight", "style_weight", "tv_weight", "optimizer", "iterations", "init")}
+             if k in ("loss_network", "content_weight", "style_weight", "tv_weight", "optimizer", "iterations",
+                      "coarse_iterations", "init")}
     if args.mode != "style":
         given.setdefault("init", "noise")
     settings = replace(settings, **given)
@@ -109,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     start = time.perf_counter()
-    common = dict(scales=args.scales, seed=args.seed, device=device, progress=not args.quiet,
+    common = dict(seed=args.seed, device=device, progress=not args.quiet,
                   autocast_dtype=torch.bfloat16 if args.bf16 else None)
     if args.mode == "texture":
         result = synthesize_texture(style, tuple(style.shape[-2:]), settings, **common)
@@ -122,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "mode": args.mode, "content": args.content, "style": args.style,
         "size": list(result.image.shape[-2:]), "device": str(device), "seconds": round(seconds, 3),
-        "preserve_color": args.preserve_color, "scales": args.scales, "seed": args.seed,
+        "preserve_color": args.preserve_color, "seed": args.seed,
         "preset": args.preset, "settings": asdict(settings),
         # The dot-lattice score (styletrans.evaluation.artifacts): photos 0.01-0.05, a visible lattice 0.15+.
         "lattice": round(lattice_score(result.image), 4),

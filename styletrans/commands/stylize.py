@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,9 +14,7 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from styletrans.inference import Stylizer
-
-GLOB_CHARS = set("*?[")
-OUTPUT_FORMATS = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png", ".webp": ".webp"}
+    from styletrans.inference.planning import Job
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -62,12 +59,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 @dataclass
-class Job:
-    source: Path
-    output: Path
-
-
-@dataclass
 class Results:
     done: list[Path] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -76,74 +67,16 @@ class Results:
         self.failed[str(source)] = message.removeprefix(f"{source}: ")  # ImageError names the file already
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], dict[str, str]]:
-    """``[(file, path relative to the output dir)]`` and ``{input: error}`` for unusable inputs."""
-    from styletrans.images import find_images
-    from styletrans.inference.video import VIDEO_SUFFIXES
-
-    files: list[tuple[Path, Path]] = []
-    errors: dict[str, str] = {}
-    for spec in inputs:
-        path = Path(spec).expanduser()
-        if path.is_dir():
-            found = [p for p in find_images(path)] + sorted(
-                p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
-            )
-            if not found:
-                errors[spec] = "folder contains no images or videos"
-            files += [(p, p.relative_to(path)) for p in found]
-        elif path.is_file():
-            files.append((path, Path(path.name)))
-        elif GLOB_CHARS & set(spec):
-            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True) if Path(m).is_file())
-            if not matches:
-                errors[spec] = "pattern matches no files"
-            files += [(m, Path(m.name)) for m in matches]
-        else:
-            errors[spec] = "no such file or folder"
-    return files, errors
-
-
-def plan_outputs(files: list[tuple[Path, Path]], output_dir: Path, style: str, fmt: str) -> list[Job]:
-    """One output per distinct input; names get ``_2``, ``_3``... where two inputs would collide."""
-    from styletrans.inference.video import is_video, output_suffix
-
-    jobs: list[Job] = []
-    taken: set[Path] = set()
-    seen: set[Path] = set()
-    for source, relative in files:
-        if source.resolve() in seen:
-            continue
-        seen.add(source.resolve())
-        if is_video(source):
-            suffix = output_suffix(source)
-        elif fmt == "same":
-            suffix = OUTPUT_FORMATS.get(source.suffix.lower(), ".png")
-        else:
-            suffix = f".{fmt}"
-        stem = output_dir / relative.parent / f"{relative.stem}_{style}"
-        candidate, n = stem.with_name(stem.name + suffix), 1
-        while candidate in taken:
-            n += 1
-            candidate = stem.with_name(f"{stem.name}_{n}{suffix}")
-        taken.add(candidate)
-        jobs.append(Job(source, candidate))
-    return jobs
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from styletrans.inference import Stylizer, resolve_model
+    from styletrans.inference.planning import expand_inputs, plan_outputs, safe_name
     from styletrans.inference.registry import pick_precision
+    from styletrans.inference.stylizer import check_options
     from styletrans.inference.video import is_video
 
-    if not 0.0 <= args.strength <= 1.0:
-        raise ValueError(f"--strength must be between 0 and 1, got {args.strength}")
-    if args.size is not None and args.size < 8:
-        raise ValueError(f"--size must be at least 8, got {args.size}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_options(strength=args.strength, size=args.size, batch_size=args.batch_size)
     model = pick_precision(resolve_model(args.model, args.models_dir), args.precision if args.backend == "onnx"
                            else "float")
     stylizer = Stylizer(model, backend=args.backend, provider=args.provider, threads=args.threads)
@@ -151,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
     files, input_errors = expand_inputs(args.inputs)
     results = Results(failed=dict(input_errors))
-    jobs = plan_outputs(files, args.output_dir, _safe(stylizer.style_name), args.format)
+    jobs = plan_outputs(files, args.output_dir, safe_name(stylizer.style_name), args.format)
     pending: list[Job] = []
     for job in jobs:
         if job.output.exists() and not args.overwrite:
@@ -172,11 +105,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"failed: {source}: {message}", file=sys.stderr)
     print(f"stylized {len(results.done)} file(s) into {args.output_dir}, {len(results.failed)} failed")
     return 1 if results.failed else 0
-
-
-def _safe(name: str) -> str:
-    """A style name usable in file names."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "styled"
 
 
 def _stylize_images(stylizer: Stylizer, jobs: list[Job], args: argparse.Namespace, results: Results,

@@ -42,9 +42,10 @@ class Invert(Method):
             # and one TV weight should mean the same for all of them.
             scale = 1.0 / max(float(target.pow(2).mean()), 1e-12)
             settings = GatysSettings(loss_network=net.vgg_source, content_weight=scale, tv_weight=self.tv_weight,
-                                     iterations=self.iterations)
+                                     iterations=self.iterations,
+                                     coarse_iterations=(self.iterations,) * (self.scales - 1))
             start = time.perf_counter()
-            result = invert_features(image, layer, settings, scales=self.scales, seed=context.seed,
+            result = invert_features(image, layer, settings, seed=context.seed,
                                      device=context.device, progress=context.progress)
             with torch.no_grad():
                 error = float((net.activations(result.image, [layer])[layer] - target).pow(2).mean()) * scale

@@ -200,7 +200,7 @@ def expand_sources(inputs: list[str], manifests: list[str],
     Local inputs go through ``styletrans stylize``'s own expansion; manifest entries keep
     their folders (relative to the manifest) in the output, like a folder input does.
     """
-    from styletrans.commands.stylize import expand_inputs
+    from styletrans.inference.planning import expand_inputs
     from styletrans.inference.video import is_video
 
     files: list[tuple[Location, PurePosixPath]] = []
@@ -265,7 +265,7 @@ class Plan:
 def plan_jobs(inputs: list[str], manifests: list[str], output_dir: str, style: str, fmt: str, overwrite: bool,
               filesystems: dict[str, Any]) -> Plan:
     """Name every output as ``styletrans stylize`` does; keep only those still to write."""
-    from styletrans.commands.stylize import plan_outputs
+    from styletrans.inference.planning import plan_outputs
 
     out_key, out_root = (_filesystem(output_dir, filesystems) if is_uri(output_dir)
                          else (None, str(Path(output_dir).expanduser().absolute())))
@@ -518,13 +518,13 @@ def connect(address: str | None, num_cpus: int | None) -> bool:
 
 def stylize_collection(options: BatchOptions) -> BatchSummary:
     """Run one batch job (see the module docstring); failures are in the summary, not raised."""
+    from styletrans.inference.stylizer import check_options
+
     s = options.settings
-    if not 0.0 <= s.strength <= 1.0:
-        raise BatchError(f"--strength must be between 0 and 1, got {s.strength}")
-    if s.size is not None and s.size < 8:
-        raise BatchError(f"--size must be at least 8, got {s.size}")
-    if s.batch_size < 1:
-        raise BatchError(f"--batch-size must be at least 1, got {s.batch_size}")
+    try:
+        check_options(strength=s.strength, size=s.size, batch_size=s.batch_size)
+    except ValueError as exc:
+        raise BatchError(str(exc)) from None
     if options.actors is not None and options.actors < 1:
         raise BatchError(f"--actors must be at least 1, got {options.actors}")
     if options.cpus_per_actor <= 0:
@@ -535,10 +535,10 @@ def stylize_collection(options: BatchOptions) -> BatchSummary:
         raise BatchError("nothing to stylize: give INPUT paths or --manifest")
 
     model_bytes, style = model_bytes_and_style(options.model, options.models_dir, options.precision)
-    from styletrans.commands.stylize import _safe
+    from styletrans.inference.planning import safe_name
 
     filesystems: dict[str, Any] = {}
-    plan = plan_jobs(options.inputs, options.manifests, options.output_dir, _safe(style), options.fmt,
+    plan = plan_jobs(options.inputs, options.manifests, options.output_dir, safe_name(style), options.fmt,
                      s.overwrite, filesystems)
     summary = BatchSummary(total=len(plan.rows) + len(plan.skipped), skipped=len(plan.skipped),
                            failed=dict(plan.errors))

@@ -32,6 +32,16 @@ DEFAULT_OVERLAP = 64
 ImageT = TypeVar("ImageT", Image.Image, Tensor)
 
 
+def check_options(*, strength: float, size: int | None, batch_size: int) -> None:
+    """The checks ``stylize`` and ``batch`` share, run before any file is read or written."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"--strength must be between 0 and 1, got {strength}")
+    if size is not None and size < 8:
+        raise ValueError(f"--size must be at least 8, got {size}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+
+
 def finish(stylized: Tensor, content: Tensor, *, strength: float = 1.0, preserve_color: bool = False) -> Tensor:
     """Colour preservation (the photo's chrominance, the style's luminance), then the
     blend ``content + strength * (stylized - content)``."""

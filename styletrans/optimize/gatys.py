@@ -43,7 +43,10 @@ class GatysSettings:
     tv_weight: float = 20.0
     optimizer: str = "lbfgs"
     lr: float = 1.0
-    iterations: int = 300
+    iterations: int = 300  # at the output size
+    # Iterations at coarser scales first, coarsest first, each scale half the next one's size;
+    # the result of each is upsampled as the start of the next. () optimizes at the output size only.
+    coarse_iterations: tuple[int, ...] = ()
     init: str = "content"
     noise_std: float = 0.1  # of the noise init around mid-grey: uniform noise has large TV
     pixel_scale: float = 1.0  # optimize pixels in these units (neural-style: 255); see PixelImage
@@ -114,7 +117,6 @@ def run_gatys(
     *,
     output_size: tuple[int, int] | None = None,
     preserve_color: bool = False,
-    scales: int = 1,
     seed: int = 0,
     device: torch.device | str = "cpu",
     loss: PerceptualLoss | None = None,
@@ -126,8 +128,9 @@ def run_gatys(
 
     ``content`` and ``style`` are RGB in [0, 1], (3, H, W) or (1, 3, H, W); either may be
     None (texture synthesis / feature inversion). The output has the content's size,
-    or ``output_size`` (H, W). With ``scales > 1`` the image is first optimized at
-    1/2, 1/4, ... of the size and upsampled as the start of the next scale.
+    or ``output_size`` (H, W). With ``settings.coarse_iterations`` the image is first optimized
+    at ..., 1/4, 1/2 of the size, the style image scaled alike so that strokes keep their size
+    against the picture, and each result is upsampled as the start of the next scale.
     ``preserve_color`` transfers luminance only and keeps the content's colours.
     """
     if content is None and style is None:
@@ -144,20 +147,23 @@ def run_gatys(
 
     if loss is None:
         loss = settings.build_loss(device)
-    if style is not None:
-        loss.set_style(style)
     if content is None:
         loss.content_weight = 0.0
     if style is None:
         loss.style_weight = 0.0
 
     hw = output_size or (tuple(content.shape[-2:]) if content is not None else tuple(style.shape[-2:]))
-    sizes = [(max(16, hw[0] >> k), max(16, hw[1] >> k)) for k in reversed(range(scales))]
+    schedule = (*settings.coarse_iterations, settings.iterations)
+    sizes = [(max(16, hw[0] >> k), max(16, hw[1] >> k)) for k in reversed(range(len(schedule)))]
     image = _initial_image(settings.init, None if content is None else resize_tensor(content, sizes[0]),
                            style, sizes[0], seed, device, settings.noise_std)
     history: list[dict[str, float]] = []
-    for index, size in enumerate(sizes):
+    for index, (size, iterations) in enumerate(zip(sizes, schedule, strict=True)):
         image = resize_tensor(image, size) if image.shape[-2:] != size else image
+        if style is not None:
+            factor = size[0] / hw[0]
+            style_hw = (max(16, round(style.shape[-2] * factor)), max(16, round(style.shape[-1] * factor)))
+            loss.set_style(style if factor == 1 else resize_tensor(style, style_hw))
         scaled_content = None if content is None else resize_tensor(content, size)
         targets = loss.content_targets(scaled_content) if scaled_content is not None else None
 
@@ -168,9 +174,9 @@ def run_gatys(
             PixelImage(image, settings.pixel_scale), objective,
             regularizers=[Clamp(high=settings.pixel_scale)] if settings.clip_every_step else [],
             optimizer=settings.optimizer,
-            iterations=settings.iterations, lr=settings.lr, callback=callback,
+            iterations=iterations, lr=settings.lr, callback=callback,
             autocast_dtype=autocast_dtype, progress=progress,
-            desc=f"gatys {size[1]}x{size[0]}" + (f" ({index + 1}/{len(sizes)})" if scales > 1 else ""),
+            desc=f"gatys {size[1]}x{size[0]}" + (f" ({index + 1}/{len(sizes)})" if len(sizes) > 1 else ""),
         )
         image = result.image.clamp(0, 1)
         history += result.history
