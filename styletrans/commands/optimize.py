@@ -61,8 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", default="relu3_3", help="layer to invert (mode invert)")
     p.add_argument("--coarse-iterations", type=_iteration_list, default=argparse.SUPPRESS,
                    help="iterations at coarser scales first, coarsest first, each half the next one's size, "
-                   "e.g. 200,100; 0 for the output size only (default: the preset's; in preset default, "
-                   "200,100 at 512 px: see GatysSettings)")
+                   "e.g. 200,100; 0 for the output size only (default: the preset's; none in both)")
     p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the photo's colours")
     p.add_argument("--loss-network", default=argparse.SUPPRESS,
                    help=f"weight source (see `styletrans weights list`; default: {d.loss_network})")
