@@ -28,10 +28,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: install
 	$(BIN)/styletrans demo --output out/demo.jpg --overwrite
 
-# The slow optimization path (Gatys et al.) on one photo: out/gatys.png.
+# The slow optimization path (Gatys et al.) on one photo, default settings at 512 px: out/gatys.png.
 demo-gatys: install
-	$(BIN)/styletrans optimize --content chelsea --style starry_night --size 256 --iterations 100 \
-		--output out/gatys.png --overwrite
+	$(BIN)/styletrans optimize --content chelsea --style starry_night --output out/gatys.png --overwrite
 
 test: install
 	$(BIN)/ruff check .

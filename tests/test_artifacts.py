@@ -1,4 +1,5 @@
-"""The lattice score: high for a dot lattice whose phase drifts, low for photos and for JPEG's block grid."""
+"""The artifact scores: high for a dot lattice whose phase drifts and for scattered dots, low for photos and
+for JPEG's block grid."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
-from styletrans.evaluation.artifacts import lattice_score
+from styletrans.evaluation.artifacts import dot_score, lattice_score
 from styletrans.images import pil_to_tensor, tensor_to_pil
 from tests.conftest import make_photo
 
@@ -40,12 +41,24 @@ def test_a_drifting_dot_lattice_scores_far_above_the_clean_picture(photo: torch.
     assert latticed > 0.15 and latticed > 4 * clean
 
 
-def test_jpeg_block_grid_does_not_count_as_a_lattice(photo: torch.Tensor) -> None:
+def test_jpeg_block_grid_counts_neither_as_a_lattice_nor_as_dots(photo: torch.Tensor) -> None:
     buffer = io.BytesIO()
     tensor_to_pil(photo).save(buffer, "JPEG", quality=10)  # visible 8x8 blocking
     buffer.seek(0)
     compressed = pil_to_tensor(Image.open(buffer).convert("RGB"))
     assert lattice_score(compressed) < 0.05
+    assert dot_score(compressed) < 0.01
+
+
+def test_dot_score_is_the_share_of_pixels_that_stand_out(photo: torch.Tensor) -> None:
+    assert dot_score(photo) < 0.01
+    generator = torch.Generator().manual_seed(3)
+    spots = torch.rand(photo.shape[-2:], generator=generator) < 0.05  # isolated dots on 5 % of the pixels
+    dotted = photo.clone()
+    dotted[0][spots] = (dotted[0][spots] < 0.5).float()  # red to the far end: a step of at least 0.5
+    assert 0.035 < dot_score(dotted) < 0.065
+    assert dot_score(dotted[None]) == dot_score(dotted)
+    assert dot_score(torch.full((3, 8, 8), 0.5)) == 0.0
 
 
 def test_score_takes_batches_and_tiny_or_flat_pictures(photo: torch.Tensor) -> None:

@@ -24,7 +24,7 @@ def test_optimize_writes_image_and_loss_curve(photo_dir: Path, style_image: Path
     report = json.loads(out.with_suffix(".json").read_text())
     assert len(report["history"]) == 3 and report["settings"]["loss_network"] == "random"
     assert report["preset"] == "default" and report["settings"]["style_weight"] == GatysSettings().style_weight
-    assert 0 <= report["lattice"] <= 1
+    assert 0 <= report["lattice"] <= 1 and 0 <= report["dots"] <= 1
     assert "wrote" in capsys.readouterr().out
 
 
@@ -66,7 +66,10 @@ def _start(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
 def test_texture_mode_matches_the_style_grams_better_than_noise(style_image: Path, tmp_path: Path) -> None:
     """The written texture's Gram matrices are nearer the style's than those of the noise it started from."""
     out = tmp_path / "texture.png"
-    assert main(["optimize", "--mode", "texture", "--style", str(style_image), "--output", str(out), *FAST]) == 0
+    # Adam: its steps do not depend on the loss's scale, and the random network's absolute Gram terms
+    # are about 1e-4 of the Caffe VGG's, too small for L-BFGS's first step of one 0-255 pixel unit.
+    assert main(["optimize", "--mode", "texture", "--style", str(style_image), "--output", str(out), *FAST,
+                 "--optimizer", "adam", "--iterations", "30", "--tv-weight", "0"]) == 0
     texture, style = load_image(out)[None], load_image(style_image, 32)[None]
     assert texture.shape == style.shape  # the style's size
     # The CLI's style loss (relu1_1 ... relu5_1 Grams on the same random network), scored here.

@@ -61,7 +61,7 @@ def test_equivalent_summary_with_photos_that_never_get_there() -> None:
 
 
 def evaluation(name: str, fast_total: float, curve: list[float], fast_ms: float, seconds_per_step: float,
-               counts: list[int], lattice: dict[str, float] | None = None) -> ImageEvaluation:
+               counts: list[int], artifacts: dict[str, dict[str, float]] | None = None) -> ImageEvaluation:
     """A made-up photo: content 1, style the rest, TV 0."""
     def losses(total: float) -> Losses:
         return Losses(total=total, content=1.0, style=total - 1.0, tv=0.0)
@@ -70,7 +70,7 @@ def evaluation(name: str, fast_total: float, curve: list[float], fast_ms: float,
         name=name, height=32, width=48, fast=losses(fast_total), fast_ms=fast_ms,
         gatys={n: losses(curve[n]) for n in counts}, curve=curve,
         seconds=[seconds_per_step * n for n in range(len(curve))],
-        similarity={"ssim": 0.5, "psnr": 20.0, "lpips": None}, reference=max(counts), lattice=lattice or {},
+        similarity={"ssim": 0.5, "psnr": 20.0, "lpips": None}, reference=max(counts), artifacts=artifacts or {},
     )
 
 
@@ -79,9 +79,9 @@ def report() -> dict:
     counts = [1, 2, 4]
     results = [
         evaluation("a.jpg", 6.0, [20.0, 10.0, 5.5, 4.0, 3.0], fast_ms=10.0, seconds_per_step=0.5, counts=counts,
-                   lattice={"photo": 0.02, "fast": 0.30, "gatys": 0.05}),
+                   artifacts={"lattice": {"photo": 0.02, "fast": 0.30, "gatys": 0.05}}),
         evaluation("b/c.png", 2.0, [30.0, 12.0, 8.0, 6.0, 5.0], fast_ms=30.0, seconds_per_step=1.0, counts=counts,
-                   lattice={"photo": 0.04, "fast": 0.10, "gatys": 0.03}),
+                   artifacts={"lattice": {"photo": 0.04, "fast": 0.10, "gatys": 0.03}}),
     ]
     setup = {"command": "styletrans evaluate ...", "content_dir": "photos", "size": 48, "device": "cpu",
              "threads": 2, "style_image": "style.png", "style_size": 64,
@@ -93,15 +93,15 @@ def report() -> dict:
 
 
 def test_lattice_is_the_median_over_photos_and_in_the_headline(report: dict) -> None:
-    assert [im["lattice"]["fast"] for im in report["images"]] == [0.30, 0.10]
+    assert [im["artifacts"]["lattice"]["fast"] for im in report["images"]] == [0.30, 0.10]
     headline = next(line for line in render_markdown(report).splitlines() if "Dot lattice" in line)
     assert "fast model **0.2**" in headline and "photo 0.03" in headline
     # A median, not a mean: one latticed photo among clean ones does not move it.
     counts = [1]
     scores = [0.9, 0.05, 0.04]
-    results = [evaluation(f"{i}.jpg", 1.0, [2.0, 1.0], 1.0, 1.0, counts, lattice={"fast": v})
+    results = [evaluation(f"{i}.jpg", 1.0, [2.0, 1.0], 1.0, 1.0, counts, artifacts={"lattice": {"fast": v}})
                for i, v in enumerate(scores)]
-    assert summarize(results, counts)["lattice"] == {"fast": 0.05}
+    assert summarize(results, counts)["artifacts"] == {"lattice": {"fast": 0.05}}
 
 
 def test_summary_means_and_speedups(report: dict) -> None:

@@ -82,8 +82,9 @@ def test_curves_snapshots_and_equivalent_iterations_agree(report: dict) -> None:
         assert image["equivalent_iterations"] == equivalent_iterations(curve, image["fast"]["total"])
         similarity = image["similarity"]
         assert similarity["gatys_iterations"] == 4 and -1 <= similarity["ssim"] <= 1 and similarity["psnr"] > 0
-        assert set(image["lattice"]) == {"photo", "fast", "gatys"}
-        assert all(0 <= value <= 1 for value in image["lattice"].values())
+        assert set(image["artifacts"]) == {"lattice", "dots"}
+        assert all(set(scores) == {"photo", "fast", "gatys"} for scores in image["artifacts"].values())
+        assert all(0 <= value <= 1 for scores in image["artifacts"].values() for value in scores.values())
 
 
 def test_fast_loss_is_the_training_loss(workspace: Path, report: dict) -> None:

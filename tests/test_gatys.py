@@ -10,8 +10,11 @@ from styletrans.optimize.gatys import GatysSettings, invert_features, run_gatys,
 
 
 def _settings(**kwargs) -> GatysSettings:
+    # A tiny random VGG's absolute Gram terms are about 1e-3: L-BFGS's first step (1 pixel unit) would
+    # barely move them, so these tests use scale-free relative terms over [0, 1] pixels.
     base = dict(loss_network="random:0", content_layers={"relu2_1": 1.0},
-                style_layers={"relu1_1": 1.0, "relu2_1": 1.0}, style_weight=10.0, tv_weight=0.1, iterations=15)
+                style_layers={"relu1_1": 1.0, "relu2_1": 1.0}, style_weight=10.0, tv_weight=0.1, iterations=15,
+                content_weight=1.0, relative_style=True, pixel_scale=1.0, clip_every_step=True)
     return GatysSettings(**{**base, **kwargs})
 
 

@@ -12,7 +12,7 @@ import torch
 
 from styletrans.assets import resolve_image
 from styletrans.atomic import OutputExistsError, atomic_path
-from styletrans.evaluation.artifacts import lattice_score
+from styletrans.evaluation.artifacts import dot_score, lattice_score
 from styletrans.images import load_image, save_image
 from styletrans.optimize.engine import OPTIMIZERS
 from styletrans.optimize.gatys import (
@@ -28,6 +28,7 @@ from styletrans.vgg import available_layers
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d = GatysSettings()
+    big = PRESETS["default"]((512, 512))
     p = subparsers.add_parser(
         "optimize", help="slow, optimization-based style transfer (Gatys et al.)",
         description="Optimize an image against VGG content/style losses. --content and --style "
@@ -41,15 +42,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--style", help="style image (modes style, texture)")
     p.add_argument("--output", "-o", required=True, type=Path, help="output image (.png/.jpg/.webp)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="settings the flags below override: this project's, or jcjohnson/neural-style's "
-                   "(its layers, weights, normalization, TV, noise init and 1000 iterations)")
+                   help="settings the flags below override: this project's (neural-style's losses from the photo, "
+                   f"{d.iterations} iterations up to 256 px, above it {big.coarse_iterations[0]} at half size "
+                   f"and {big.iterations} at full size), or jcjohnson/neural-style's (its weights, TV, noise init "
+                   "and 1000 iterations)")
     p.add_argument("--size", type=int, default=512, help="longest side of the output")
     p.add_argument("--style-size", type=int, default=None, help="longest side of the style image (default: --size)")
     p.add_argument("--iterations", type=int, default=argparse.SUPPRESS,
-                   help=f"default: the preset's ({d.iterations:g} in preset default)")
+                   help="at the output size (default: the preset's)")
     p.add_argument("--optimizer", choices=OPTIMIZERS[:2], default=argparse.SUPPRESS,
                    help=f"default: the preset's ({d.optimizer} in both)")
-    p.add_argument("--lr", type=float, default=None, help="step size (default: 1 for lbfgs, 0.02 for adam)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="step size (default: 1 for lbfgs; for adam, 0.02 of the pixel range)")
     p.add_argument("--content-weight", type=float, default=argparse.SUPPRESS,
                    help=f"default: the preset's ({d.content_weight:g} in preset default)")
     p.add_argument("--style-weight", type=float, default=argparse.SUPPRESS,
@@ -61,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", default="relu3_3", help="layer to invert (mode invert)")
     p.add_argument("--coarse-iterations", type=_iteration_list, default=argparse.SUPPRESS,
                    help="iterations at coarser scales first, coarsest first, each half the next one's size, "
-                   "e.g. 200,100; 0 for the output size only (default: the preset's; none in both)")
+                   "e.g. 200,100; 0 for the output size only (default: the preset's)")
     p.add_argument("--preserve-color", action="store_true", help="transfer luminance only, keep the photo's colours")
     p.add_argument("--loss-network", default=argparse.SUPPRESS,
                    help=f"weight source (see `styletrans weights list`; default: {d.loss_network})")
@@ -118,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mode != "style":
         given.setdefault("init", "noise")
     settings = replace(settings, **given)
-    lr = args.lr if args.lr is not None else (1.0 if settings.optimizer == "lbfgs" else 0.02)
+    lr = args.lr if args.lr is not None else (1.0 if settings.optimizer == "lbfgs" else 0.02 * settings.pixel_scale)
     settings = replace(settings, lr=lr)
     if args.mode == "invert" and args.layer not in available_layers():
         raise ValueError(f"unknown layer {args.layer!r}; one of {available_layers()}")
@@ -140,8 +144,10 @@ def run(args: argparse.Namespace) -> int:
         "size": list(result.image.shape[-2:]), "device": str(device), "seconds": round(seconds, 3),
         "preserve_color": args.preserve_color, "seed": args.seed,
         "preset": args.preset, "settings": asdict(settings),
-        # The dot-lattice score (styletrans.evaluation.artifacts): photos 0.01-0.05, a visible lattice 0.15+.
+        # Artifact scores (styletrans.evaluation.artifacts): lattice, photos 0.01-0.05 and a visible lattice
+        # 0.15+; dots (share of pixels), photos 0.001 and Gatys with relative style terms 0.08+.
         "lattice": round(lattice_score(result.image), 4),
+        "dots": round(dot_score(result.image), 4),
         "final": result.history[-1] if result.history else {},
         "history": result.history,
     }
@@ -151,6 +157,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.output} ({result.image.shape[-1]}x{result.image.shape[-2]}) in {seconds:.1f}s on "
           f"{device}; final loss {final.get('loss', float('nan')):.4g} "
           f"(content {final.get('content', 0):.4g}, style {final.get('style', 0):.4g}, tv {final.get('tv', 0):.4g}); "
-          f"lattice score {report['lattice']:.3f}; "
+          f"lattice score {report['lattice']:.3f}, dots {report['dots']:.3f}; "
           f"loss curve: {loss_json}")
     return 0

@@ -41,8 +41,9 @@ class Invert(Method):
             # A relative error: features differ in scale by orders of magnitude across layers,
             # and one TV weight should mean the same for all of them.
             scale = 1.0 / max(float(target.pow(2).mean()), 1e-12)
+            # Order-1 terms: [0, 1] pixels (L-BFGS's first step of 1 fits them), clipped every step.
             settings = GatysSettings(loss_network=net.vgg_source, content_weight=scale, tv_weight=self.tv_weight,
-                                     iterations=self.iterations,
+                                     iterations=self.iterations, pixel_scale=1.0, clip_every_step=True,
                                      coarse_iterations=(self.iterations,) * (self.scales - 1))
             start = time.perf_counter()
             result = invert_features(image, layer, settings, seed=context.seed,

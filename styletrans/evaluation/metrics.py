@@ -55,7 +55,8 @@ class ImageEvaluation:
     seconds: list[float]  # Gatys wall time after 0, 1, ..., N iterations
     similarity: dict[str, float | None] = field(default_factory=dict)  # fast vs Gatys at `reference`
     reference: int = REFERENCE_ITERATIONS
-    lattice: dict[str, float] = field(default_factory=dict)  # dot-lattice score of photo, fast, Gatys at `reference`
+    # Artifact scores (styletrans.evaluation.artifacts: "lattice", "dots") of photo, fast, Gatys at `reference`.
+    artifacts: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def equivalent_iterations(self) -> int | None:
@@ -73,7 +74,7 @@ class ImageEvaluation:
             "equivalent_iterations": eq,
             "seconds_to_equivalent": None if eq is None else self.gatys_seconds(eq),
             "similarity": {"gatys_iterations": self.reference, **self.similarity},
-            "lattice": self.lattice,
+            "artifacts": self.artifacts,
             "curve": self.curve,
             "seconds": self.seconds,
         }
@@ -122,6 +123,15 @@ def summarize_equivalent(values: Sequence[int | None], max_iterations: int) -> d
     }
 
 
+def _by_image(results: Sequence[ImageEvaluation], score: str) -> dict[str, list[float]]:
+    """One artifact score's values per image ("photo", "fast", "gatys") over the photos that have it."""
+    values: dict[str, list[float]] = {}
+    for r in results:
+        for image, value in r.artifacts.get(score, {}).items():
+            values.setdefault(image, []).append(value)
+    return values
+
+
 def summarize(results: Sequence[ImageEvaluation], counts: Sequence[int]) -> dict[str, Any]:
     """The mean row of every table, the headline figures and the speed ratios."""
     if not results:
@@ -137,7 +147,6 @@ def summarize(results: Sequence[ImageEvaluation], counts: Sequence[int]) -> dict
     reached = [r for r in results if r.equivalent_iterations is not None]
     to_equivalent = [r.gatys_seconds(r.equivalent_iterations) for r in reached]
     similarity_keys = sorted({k for r in results for k in r.similarity})
-    lattice_keys = sorted({k for r in results for k in r.lattice})
     return {
         "images": len(results),
         "fast": {**mean_losses(r.fast for r in results), "ms": fast_ms},
@@ -155,5 +164,6 @@ def summarize(results: Sequence[ImageEvaluation], counts: Sequence[int]) -> dict
         "similarity": {"gatys_iterations": results[0].reference,
                        **{k: mean(r.similarity.get(k) for r in results) for k in similarity_keys}},
         # Median: one photo with a flat sky should not hide (or fake) a lattice over the rest.
-        "lattice": {k: statistics.median(r.lattice[k] for r in results if k in r.lattice) for k in lattice_keys},
+        "artifacts": {score: {k: statistics.median(values) for k, values in _by_image(results, score).items()}
+                      for score in sorted({s for r in results for s in r.artifacts})},
     }

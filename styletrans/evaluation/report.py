@@ -160,12 +160,19 @@ def render_markdown(report: dict[str, Any]) -> str:
            f" and {number(speed['gatys_seconds_to_equivalent'])} s to reach its loss "
            f"(**{number(speed['speedup_at_equivalent'])}x**)") + "."
     )
-    lattice = summary.get("lattice", {})
+    artifacts = summary.get("artifacts", {})
+    lattice, dots = artifacts.get("lattice", {}), artifacts.get("dots", {})
     if lattice:
         lines.append(
             f"- **Dot lattice** (`styletrans.evaluation.artifacts.lattice_score`, median over photos; photos score "
             f"0.01-0.05, a visible lattice 0.15 or more): photo {number(lattice.get('photo'))}, fast model "
             f"**{number(lattice.get('fast'))}**, Gatys after {ref} iterations {number(lattice.get('gatys'))}."
+        )
+    if dots:
+        lines.append(
+            f"- **Dots** (`dot_score`, share of pixels that stand out from their neighbours; photos about 0.001): "
+            f"photo {number(dots.get('photo'))}, fast model **{number(dots.get('fast'))}**, Gatys after {ref} "
+            f"iterations {number(dots.get('gatys'))}."
         )
     lines += [
         f"- **Similarity** of the fast output to Gatys after {ref} iterations: SSIM {number(sim.get('ssim'))}, "

@@ -25,11 +25,12 @@ INITS = ("content", "noise", "style")
 class GatysSettings:
     """Loss network, layers, weights and optimizer of the optimization path.
 
-    Layers follow Gatys et al. 2016 (content relu4_2; style relu1_1 ... relu5_1), with
-    relative style terms (see ``styletrans.losses``) in place of Gatys' rescaled network.
-    Weights were chosen by looking at results with ``vgg16-caffe`` at 256-512 px and
-    300 L-BFGS iterations (see the README gallery); losses are normalized as in
-    ``styletrans.losses``.
+    Layers and losses are jcjohnson/neural-style's (content relu4_2; style relu1_1 ... relu5_1;
+    absolute Gram terms on 0-255 Caffe features, see ``styletrans.losses``), started from the photo.
+    Relative style terms (each layer divided by its target's energy) gave relu1_1 and relu4_1/relu5_1
+    as much say as relu2_1/relu3_1: the output copied the painting's pixel-level grain as a field of
+    dots and rippled under the deep terms (docs/lattice.md). Weights were chosen by looking at
+    6 photo x painting pairs at 512 px (the README gallery).
     """
 
     loss_network: str = "vgg16-caffe"
@@ -37,25 +38,26 @@ class GatysSettings:
     style_layers: dict[str, float] = field(
         default_factory=lambda: {f"relu{i}_1": 1.0 for i in range(1, 6)}
     )
-    relative_style: bool = True
-    content_weight: float = 1.0
-    style_weight: float = 30.0
-    tv_weight: float = 20.0
+    relative_style: bool = False
+    content_weight: float = 50.0
+    style_weight: float = 100.0
+    tv_weight: float = 5e6  # on the mean over [0, 1] pixels: about 0.3x neural-style's TV at 512x341
     optimizer: str = "lbfgs"
     lr: float = 1.0
-    iterations: int = 300  # at the output size
+    iterations: int = 200  # at the output size
     # Iterations at coarser scales first, coarsest first, each scale half the next one's size;
     # the result of each is upsampled as the start of the next. () optimizes at the output size only.
     coarse_iterations: tuple[int, ...] = ()
     init: str = "content"
     noise_std: float = 0.1  # of the noise init around mid-grey: uniform noise has large TV
-    pixel_scale: float = 1.0  # optimize pixels in these units (neural-style: 255); see PixelImage
+    # Optimize pixels in these units (see PixelImage): L-BFGS's first step is 1 in them, and
+    # 0-255 keeps it from overshooting under absolute Gram losses, as in neural-style.
+    pixel_scale: float = 255.0
     # Clip to [0, 1] after every step. Off: the optimizer runs unconstrained and the image is
     # clipped after each scale, as in jcjohnson/neural-style. Clipping L-BFGS's iterates
-    # corrupts its curvature pairs (the step taken is not the step it stored); with these
-    # relative losses it still ends 1-40% lower than running free, but with the absolute
-    # training losses it made the loss jump 10-300x and oscillate (see ``evaluation``).
-    clip_every_step: bool = True
+    # corrupts its curvature pairs (the step taken is not the step it stored); with absolute
+    # losses it made the loss jump 10-300x and oscillate (see ``evaluation``).
+    clip_every_step: bool = False
 
     def build_loss(self, device: torch.device | str = "cpu") -> PerceptualLoss:
         return PerceptualLoss(
@@ -72,23 +74,29 @@ class GatysSettings:
 def neural_style_settings(output_hw: tuple[int, int]) -> GatysSettings:
     """jcjohnson/neural-style's defaults, on this project's loss network (VGG-16, not VGG-19).
 
-    Same layers (content relu4_2; style relu1_1 ... relu5_1, equal weights), weights (content 5,
-    style 100), Gram ``F F^T / (C H W)`` and mean-squared losses on 0-255 Caffe features (no
-    relative terms), L-BFGS over 0-255 pixels for 1000 iterations with no clipping until the end,
-    from near-constant noise (0.001 in Caffe units). Its TV is a sum over pixels in 0-255 units, ``tv/2 * sum(d^2)``,
-    where ours is a mean over [0, 1] pixels: the same penalty needs ``1e-3 / 2 * 255^2 * 3 H W``.
+    The layers, losses, pixel units and unclipped L-BFGS are the defaults' (they were taken from it);
+    its own are content weight 5, style weight 100, 1000 iterations from near-constant noise (0.001 in
+    Caffe units) and its TV: a sum over 0-255 pixels, ``tv/2 * sum(d^2)`` with tv 1e-3, where ours is
+    a mean over [0, 1] pixels, so the same penalty needs ``1e-3 / 2 * 255^2 * 3 H W``.
     """
     h, w = output_hw
-    return GatysSettings(
-        content_layers={"relu4_2": 1.0}, style_layers={f"relu{i}_1": 1.0 for i in range(1, 6)},
-        relative_style=False, content_weight=5.0, style_weight=100.0, tv_weight=1e-3 / 2 * 255**2 * 3 * h * w,
-        optimizer="lbfgs", lr=1.0, iterations=1000, init="noise", noise_std=0.001 / 255, clip_every_step=False,
-        pixel_scale=255.0,
-    )
+    return GatysSettings(content_weight=5.0, style_weight=100.0, tv_weight=1e-3 / 2 * 255**2 * 3 * h * w,
+                         iterations=1000, init="noise", noise_std=0.001 / 255)
+
+
+def default_settings(output_hw: tuple[int, int]) -> GatysSettings:
+    """This project's defaults: above 256 px, 200 iterations at half size, then 30 at full size.
+
+    At 512 px that is about 3 minutes on 2 CPU cores (a full-size iteration costs 4.6x a half-size
+    one). A 1/4 scale first was tried and dropped: at 128 px relu4_2 is too coarse to hold the content.
+    """
+    if max(output_hw) <= 256:
+        return GatysSettings()
+    return GatysSettings(coarse_iterations=(200,), iterations=30)
 
 
 PRESETS: dict[str, Callable[[tuple[int, int]], GatysSettings]] = {
-    "default": lambda output_hw: GatysSettings(),
+    "default": default_settings,
     "neural-style": neural_style_settings,
 }
 

@@ -1,0 +1,102 @@
+"""The README's Gatys gallery: the default settings on 6 photo x painting pairs at 512 px.
+
+    python benchmarks/gatys_gallery.py [--work /tmp/gatys_gallery] [--size 512]
+                                       [--neural-style chelsea:starry_night]
+
+Runs ``styletrans optimize`` with the default preset on each pair (a result already in
+``--work`` is reused, so an interrupted run resumes), prints seconds and artifact scores per
+pair, writes JSON (benchmarks/results/gatys_gallery.json) and two pictures at 100 % scale:
+docs/gallery/gatys_grid.jpg (every pair) and docs/gallery/gatys_vs_neural_style.jpg (the photo, the
+defaults and ``--preset neural-style`` for the pairs given to ``--neural-style``; its results are
+only read from ``--work``, named PHOTO_STYLE_neural-style.png: 1000 iterations at 512 px take about
+45 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from common import cpu_name, write_json
+from PIL import Image, ImageDraw
+
+from styletrans.assets import bundled
+from styletrans.cli import main as styletrans
+from styletrans.evaluation.artifacts import dot_score
+from styletrans.images import load_image
+
+PAIRS = [("chelsea", "starry_night"), ("astronaut", "composition_vii"), ("coffee", "great_wave"),
+         ("rocket", "the_scream"), ("astronaut", "woman_with_a_hat"), ("coffee", "udnie")]
+ROOT = Path(__file__).resolve().parent.parent
+CAPTION = 18  # px of white under each picture for its label
+
+
+def run_pair(photo: str, style: str, size: int, work: Path) -> dict:
+    out = work / f"{photo}_{style}.png"
+    if not out.with_suffix(".json").exists():
+        styletrans(["optimize", "--content", photo, "--style", style, "--size", str(size),
+                    "--output", str(out), "--quiet", "--overwrite"])
+    report = json.loads(out.with_suffix(".json").read_text())
+    return {"photo": photo, "style": style, "image": str(out), "size": report["size"],
+            "seconds": report["seconds"], "lattice": report["lattice"], "dots": report.get("dots"),
+            "final": {k: report["final"].get(k) for k in ("content", "style", "tv")}}
+
+
+def labelled(image: Image.Image, label: str) -> Image.Image:
+    tile = Image.new("RGB", (image.width, image.height + CAPTION), "white")
+    tile.paste(image, (0, 0))
+    ImageDraw.Draw(tile).text((4, image.height + 3), label, fill="black")
+    return tile
+
+
+def grid(tiles: list[Image.Image], columns: int) -> Image.Image:
+    """Tiles left to right, top to bottom, each cell the size of the largest tile."""
+    width, height = max(t.width for t in tiles), max(t.height for t in tiles)
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * width, rows * height), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, ((i % columns) * width, (i // columns) * height))
+    return sheet
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/gatys_gallery"))
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--neural-style", nargs="*", default=["chelsea:starry_night"], metavar="PHOTO:STYLE")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "gatys_gallery.json")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    rows = [run_pair(photo, style, args.size, args.work) for photo, style in PAIRS]
+    print(f"Gatys, default settings, {args.size} px, on {cpu_name()}")
+    print(f"{'photo':>10} {'style':>18} {'seconds':>8} {'lattice':>8} {'dots':>6}")
+    for r in rows:
+        print(f"{r['photo']:>10} {r['style']:>18} {r['seconds']:>8.1f} {r['lattice']:>8.3f} {r['dots']:>6.3f}")
+    tiles = [labelled(Image.open(r["image"]).convert("RGB"), f"{r['photo']} x {r['style']}, {r['seconds']:.0f} s")
+             for r in rows]
+    grid(tiles, columns=2).save(ROOT / "docs" / "gallery" / "gatys_grid.jpg", quality=90)
+
+    compared = []
+    for pair in args.neural_style:
+        photo, style = pair.split(":")
+        reference = args.work / f"{photo}_{style}_neural-style.png"
+        if not reference.exists():
+            print(f"skipped {pair} beside neural-style: no {reference}")
+            continue
+        ns = json.loads(reference.with_suffix(".json").read_text())
+        ns_dots = dot_score(load_image(reference))
+        ours = next(r for r in rows if (r["photo"], r["style"]) == (photo, style))
+        result = Image.open(ours["image"]).convert("RGB")
+        compared += [labelled(Image.open(bundled("photos")[photo]).convert("RGB").resize(result.size), photo),
+                     labelled(result, f"defaults: {ours['seconds']:.0f} s, dots {ours['dots']:.3f}"),
+                     labelled(Image.open(reference).convert("RGB"),
+                              f"--preset neural-style: {ns['seconds'] / 60:.0f} min, dots {ns_dots:.3f}")]
+    if compared:
+        grid(compared, columns=3).save(ROOT / "docs" / "gallery" / "gatys_vs_neural_style.jpg", quality=90)
+    write_json(args.json, {"device": cpu_name(), "size": args.size, "pairs": rows})
+
+
+if __name__ == "__main__":
+    main()
