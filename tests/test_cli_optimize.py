@@ -95,6 +95,14 @@ def test_invert_mode_comes_closer_to_the_photo_than_its_start(photo_dir: Path, t
     assert (inverted - content).abs().mean() < 0.7 * (start - content).abs().mean()
 
 
+def test_invert_mode_defaults_to_a_weaker_tv(photo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "invert.png"
+    assert main(["optimize", "--mode", "invert", "--content", str(photo_dir / "photo2.png"), "--output", str(out),
+                 *FAST]) == 0
+    settings = json.loads(out.with_suffix(".json").read_text())["settings"]
+    assert settings["tv_weight"] == pytest.approx(GatysSettings().tv_weight / 100) and settings["init"] == "noise"
+
+
 def test_bad_inputs_give_clear_errors_and_no_output(tmp_path: Path, style_image: Path, capsys) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff garbage")

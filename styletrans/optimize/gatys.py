@@ -87,8 +87,9 @@ def neural_style_settings(output_hw: tuple[int, int]) -> GatysSettings:
 def default_settings(output_hw: tuple[int, int]) -> GatysSettings:
     """This project's defaults: above 256 px, 200 iterations at half size, then 30 at full size.
 
-    At 512 px that is about 3 minutes on 2 CPU cores (a full-size iteration costs 4.6x a half-size
-    one). A 1/4 scale first was tried and dropped: at 128 px relu4_2 is too coarse to hold the content.
+    At 512 px that is 167 s on 2 CPU cores (benchmarks/optimize.py; a full-size iteration costs 4.3x
+    a half-size one). A 1/4 scale first was tried and dropped: at 128 px relu4_2 is too coarse to
+    hold the content.
     """
     if max(output_hw) <= 256:
         return GatysSettings()
