@@ -3,6 +3,7 @@ finished 512 px result with the default settings (the CPU target: at most 3 minu
 
     python benchmarks/optimize.py [--sizes 256 512] [--iterations 20] [--device auto]
                                   [--precision fp32 bf16] [--end-to-end] [--no-default]
+                                  [--photo chelsea]
 
 Prints a table and writes JSON (default benchmarks/results/optimize-<device>.json).
 ``--end-to-end`` also times a full 512 px x 300-iteration run (the GPU target: < 3 s).
@@ -31,9 +32,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_run(size: int, iterations: int | None, precision: str, device: torch.device, loss_network: str) -> dict:
+def time_run(size: int, iterations: int | None, precision: str, device: torch.device, loss_network: str,
+             photo: str = "chelsea") -> dict:
     """``iterations`` at ``size`` only, or the default preset's whole schedule when None."""
-    content = load_image(bundled("photos")["chelsea"], size)
+    content = load_image(bundled("photos")[photo], size)
     style = load_image(bundled("styles")["starry_night"], size)
     if iterations is None:
         settings = replace(PRESETS["default"](tuple(content.shape[-2:])), loss_network=loss_network)
@@ -61,6 +63,7 @@ def main() -> None:
                         help="default: fp32 on CPU, fp32 and bf16 on GPU")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--loss-network", default="vgg16-caffe")
+    parser.add_argument("--photo", default="chelsea", help="bundled photo (chelsea: 512x341; astronaut: square)")
     parser.add_argument("--end-to-end", action="store_true", help="also 512 px x 300 iterations, whole run")
     parser.add_argument("--no-default", action="store_true", help="skip the default preset's 512 px run")
     parser.add_argument("--json", type=Path, default=None)
@@ -71,11 +74,13 @@ def main() -> None:
     precisions = args.precision or (["fp32", "bf16"] if device.type == "cuda" else ["fp32"])
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'} " \
         f"({torch.get_num_threads()} threads)"
-    rows = [time_run(size, args.iterations, p, device, args.loss_network) for size in args.sizes for p in precisions]
+    rows = [time_run(size, args.iterations, p, device, args.loss_network, args.photo)
+            for size in args.sizes for p in precisions]
     if args.end_to_end:
-        rows += [dict(time_run(512, 300, p, device, args.loss_network), end_to_end=True) for p in precisions]
+        rows += [dict(time_run(512, 300, p, device, args.loss_network, args.photo), end_to_end=True)
+                 for p in precisions]
     if not args.no_default:
-        rows += [time_run(512, None, p, device, args.loss_network) for p in precisions]
+        rows += [time_run(512, None, p, device, args.loss_network, args.photo) for p in precisions]
 
     print(f"Gatys L-BFGS on {name}, loss network {args.loss_network}")
     print(f"{'size':>9} {'schedule':>15} {'precision':>9} {'iters':>6} {'seconds':>8} {'iters/s':>8} "
@@ -86,7 +91,7 @@ def main() -> None:
               f" {r['seconds']:>8.2f} {r['iterations_per_s']:>8.2f}"
               f" {r['final_loss']:>11.4g}")
     out = args.json or Path(__file__).parent / "results" / f"optimize-{device.type}.json"
-    write_json(out, {"device": name, "torch": torch.__version__, "rows": rows})
+    write_json(out, {"device": name, "torch": torch.__version__, "photo": args.photo, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         "preserve_color": args.preserve_color, "seed": args.seed,
         "preset": args.preset, "settings": asdict(settings),
         # Artifact scores (styletrans.evaluation.artifacts): lattice, photos 0.01-0.05 and a visible lattice
-        # 0.15+; dots (share of pixels), photos 0.001 and Gatys with relative style terms 0.08+.
+        # 0.15+; dots (share of pixels), photos 0.000-0.02 and Gatys with relative style terms 0.08+.
         "lattice": round(lattice_score(result.image), 4),
         "dots": round(dot_score(result.image), 4),
         "final": result.history[-1] if result.history else {},

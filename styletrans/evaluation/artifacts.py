@@ -60,10 +60,13 @@ def lattice_score(image: Tensor) -> float:
 
 def dot_score(image: Tensor) -> float:
     """The fraction of pixels that stand out from the median of their 3x3 neighbourhood by more
-    than DOT_CONTRAST in some channel: isolated dots. About 0.001 for photos and heavily compressed
-    JPEGs (a block edge is a line, not a dot); 0.08-0.13 for Gatys results with relative style terms,
-    which copy the painting's own grain at that scale onto the photo (a painting at 256-512 px scores
-    about 0.1); 0.01-0.03 for painterly strokes. ``image``: (3, H, W) or (1, 3, H, W) RGB in [0, 1]."""
+    than DOT_CONTRAST in some channel: isolated dots.
+
+    0.000-0.02 for photos (fine texture scaled down scores highest), under 0.01 for heavily
+    compressed JPEGs (a block edge is a line, not a dot), 0.08-0.13 for Gatys results with relative
+    style terms, which copy the painting's own grain at that scale onto the photo (a painting at
+    256-512 px scores about 0.1), 0.00-0.04 for painterly strokes.
+    ``image``: (3, H, W) or (1, 3, H, W) RGB in [0, 1]."""
     if image.dim() == 4:
         image = image[0]
     image = image.detach().float().cpu()

@@ -170,7 +170,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         )
     if dots:
         lines.append(
-            f"- **Dots** (`dot_score`, share of pixels that stand out from their neighbours; photos about 0.001): "
+            f"- **Dots** (`dot_score`, share of pixels that stand out from their neighbours; photos 0.000-0.02): "
             f"photo {number(dots.get('photo'))}, fast model **{number(dots.get('fast'))}**, Gatys after {ref} "
             f"iterations {number(dots.get('gatys'))}."
         )
