@@ -1,12 +1,25 @@
-"""Style transfer, texture synthesis and feature inversion on a tiny random VGG."""
+"""Style transfer, texture synthesis and feature inversion on a tiny random VGG, and the defaults on
+the real one."""
 
 from __future__ import annotations
+
+import math
+from dataclasses import replace
 
 import pytest
 import torch
 
+from styletrans.assets import bundled
 from styletrans.color import keep_colors, rgb_to_yiq, yiq_to_rgb
-from styletrans.optimize.gatys import GatysSettings, invert_features, run_gatys, synthesize_texture
+from styletrans.images import load_image
+from styletrans.optimize.gatys import (
+    GatysSettings,
+    default_settings,
+    invert_features,
+    run_gatys,
+    synthesize_texture,
+)
+from tests.conftest import requires_caffe_weights
 
 
 def _settings(**kwargs) -> GatysSettings:
@@ -111,3 +124,24 @@ def test_yiq_round_trip_and_keep_colors() -> None:
 def test_needs_an_input() -> None:
     with pytest.raises(ValueError, match="content image, a style image"):
         run_gatys(None, None, _settings())
+
+
+def test_the_default_schedule_runs_most_iterations_at_half_size() -> None:
+    assert default_settings((256, 171)).coarse_iterations == () and default_settings((256, 171)).iterations == 200
+    big = default_settings((341, 512))
+    assert big.coarse_iterations == (200,) and big.iterations == 30
+
+
+@pytest.mark.weights
+@requires_caffe_weights
+def test_the_defaults_on_the_caffe_vgg_stylize_without_diverging() -> None:
+    """The default losses, pixel units and unclipped L-BFGS on the real loss network (chelsea x
+    starry_night at 64 px, 40 iterations): the style term falls 5x, the content stays near the photo."""
+    photo = load_image(bundled("photos")["chelsea"], 64)
+    painting = load_image(bundled("styles")["starry_night"], 64)
+    result = run_gatys(photo, painting, replace(default_settings((43, 64)), iterations=40), progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert all(math.isfinite(record["loss"]) for record in result.history)
+    assert last["style"] < 0.2 * first["style"] and last["loss"] < 0.5 * first["loss"]
+    assert result.image.min() >= 0 and result.image.max() <= 1
+    assert (result.image[0] - photo).abs().mean() < 0.25  # restyled, not replaced
