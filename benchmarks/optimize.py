@@ -12,13 +12,12 @@ Prints a table and writes JSON (default benchmarks/results/optimize-<device>.jso
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from common import write_json
+from common import cpu_name, write_json
 
 from styletrans.assets import bundled
 from styletrans.images import load_image
@@ -72,8 +71,8 @@ def main() -> None:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     precisions = args.precision or (["fp32", "bf16"] if device.type == "cuda" else ["fp32"])
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'cpu'} " \
-        f"({torch.get_num_threads()} threads)"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"{cpu_name()} ({torch.get_num_threads()} threads)"
     rows = [time_run(size, args.iterations, p, device, args.loss_network, args.photo)
             for size in args.sizes for p in precisions]
     if args.end_to_end:
