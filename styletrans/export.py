@@ -79,13 +79,14 @@ class PhaseConv(nn.Module):
 
 class ExportableTransformer(nn.Module):
     """``TransformerNet`` prepared for export: the same function in the chosen precision,
-    with the last convolution as a ``PhaseConv`` (its input is always even-sized)."""
+    with a full-size last convolution as a ``PhaseConv`` (its input is always even-sized)."""
 
     def __init__(self, net: TransformerNet, fp16: bool = False) -> None:
         super().__init__()
         net = copy.deepcopy(net).float().eval()  # the exported graph references these parameters
-        head = net.decoder[-1]
-        head[-1] = PhaseConv(head[-1])
+        if not net.config.space_to_depth:  # whose last convolution runs at half size already
+            head = net.decoder[-1]
+            head[-1] = PhaseConv(head[-1])
         self.net = net.to(torch.float16 if fp16 else torch.float32)
         self.dtype = torch.float16 if fp16 else torch.float32
 

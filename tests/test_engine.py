@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from styletrans.optimize.engine import (
     L2,
+    LBFGS,
     Clamp,
     ClipSmallValues,
     GaussianBlur,
@@ -103,6 +106,60 @@ def test_blur_every_k_steps_and_small_value_clipping() -> None:
     ClipSmallValues(50).after_step(clipped, step=0)
     frac_center = (clipped == 0.5).all(dim=1).float().mean()
     assert 0.4 < frac_center < 0.6
+
+
+def test_lbfgs_takes_the_steps_of_torchs_lbfgs() -> None:
+    """Uncapped, the engine's L-BFGS is torch.optim.LBFGS run one iteration per step (float64)."""
+    torch.manual_seed(0)
+    a = torch.randn(30, 30, dtype=torch.float64)
+    a, b = a @ a.T + torch.eye(30, dtype=torch.float64), torch.randn(30, dtype=torch.float64)
+
+    def trajectory(make: object) -> torch.Tensor:
+        x = torch.zeros(30, dtype=torch.float64, requires_grad=True)
+        opt = make(x)  # type: ignore[operator]
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = 0.5 * x @ a @ x - b @ x + 0.01 * (x**4).sum()
+            loss.backward()
+            return loss
+
+        steps = []
+        for _ in range(15):
+            opt.step(closure)
+            steps.append(x.detach().clone())
+        return torch.stack(steps)
+
+    ours = trajectory(lambda x: LBFGS([x]))
+    theirs = trajectory(lambda x: torch.optim.LBFGS([x], max_iter=1, history_size=50, tolerance_grad=0,
+                                                    tolerance_change=0))
+    assert ours[-1].abs().max() > 0.1  # it moves
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-10)
+
+
+def test_lbfgs_max_step_bounds_every_step_and_still_converges() -> None:
+    """A Gram-matrix loss from a near-black start (the style loss's shape): uncapped, single steps
+    move pixels 5x as far as the cap and the loss jumps 40-fold; capped, no step moves further than
+    the cap, the loss never rises above its start and falls 1000-fold."""
+    def gram_loss(image: torch.Tensor) -> torch.Tensor:
+        features = image.flatten(1)
+        return 1e3 * (features @ features.T - 1).pow(2).sum()
+
+    moves: dict[float, list[float]] = {}
+    for cap in (math.inf, 0.05):
+        torch.manual_seed(0)
+        previous = [0.01 * torch.rand(1, 3, 8, 8)]
+        moves[cap] = []
+
+        def record(step: int, image: torch.Tensor, _: dict, cap: float = cap, previous: list = previous) -> None:
+            moves[cap].append(float((image - previous[0]).abs().max()))
+            previous[0] = image.clone()
+
+        result = optimize_image(PixelImage(previous[0].clone()), gram_loss, iterations=60, max_step=cap,
+                                callback=record, progress=False)
+    assert max(moves[math.inf]) > 2 * 0.05
+    assert max(moves[0.05]) <= 0.05 + 1e-6
+    assert max(result.losses) == result.losses[0] and result.losses[-1] < 1e-3 * result.losses[0]
 
 
 def test_non_finite_loss_is_reported() -> None:

@@ -64,12 +64,13 @@ def test_load_transformer_reads_the_checkpoint_contract(net: TransformerNet, che
         torch.testing.assert_close(loaded(x), net(x))
 
 
-def test_load_transformer_infers_the_config_from_the_weights(net: TransformerNet, tmp_path: Path) -> None:
-    state = {f"transformer.{k}": v for k, v in net.state_dict().items()}
+@pytest.mark.parametrize("config", [TINY, TransformerConfig(8, 2, space_to_depth=True)])
+def test_load_transformer_infers_the_config_from_the_weights(config: TransformerConfig, tmp_path: Path) -> None:
+    state = {f"transformer.{k}": v for k, v in TransformerNet(config).state_dict().items()}
     state["loss.some_buffer"] = torch.zeros(1)  # other keys are ignored
     torch.save({"state_dict": state, "hyper_parameters": {"transformer": "wrong"}}, tmp_path / "x.ckpt")
     loaded, meta = load_transformer(tmp_path / "x.ckpt")
-    assert loaded.config == TINY
+    assert loaded.config == config
     assert meta["style_name"] == "x"  # no style_name: the file's stem
 
 
@@ -205,7 +206,7 @@ def _preset_checkpoint(preset: str, folder: Path) -> tuple[Path, TransformerNet]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset", ["light", "default"])
+@pytest.mark.parametrize("preset", ["light", "default", "fast"])
 def test_cli_fp16_export_of_the_presets_at_512x768(preset: str, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """Half precision at the full network widths and a real output size (where fp16's range

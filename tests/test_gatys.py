@@ -27,7 +27,8 @@ def _settings(**kwargs) -> GatysSettings:
     # barely move them, so these tests use scale-free relative terms over [0, 1] pixels.
     base = dict(loss_network="random:0", content_layers={"relu2_1": 1.0},
                 style_layers={"relu1_1": 1.0, "relu2_1": 1.0}, style_weight=10.0, tv_weight=0.1, iterations=15,
-                content_weight=1.0, relative_style=True, pixel_scale=1.0, clip_every_step=True)
+                content_weight=1.0, relative_style=True, pixel_scale=1.0, clip_every_step=True,
+                max_step=math.inf)
     return GatysSettings(**{**base, **kwargs})
 
 
@@ -128,8 +129,9 @@ def test_needs_an_input() -> None:
 
 def test_the_default_schedule_runs_most_iterations_at_half_size() -> None:
     assert default_settings((256, 171)).coarse_iterations == () and default_settings((256, 171)).iterations == 200
-    big = default_settings((341, 512))
-    assert big.coarse_iterations == (200,) and big.iterations == 30
+    photo, square = default_settings((341, 512)), default_settings((512, 512))
+    assert photo.coarse_iterations == (150,) and photo.iterations == 20
+    assert square.coarse_iterations == (100,) and square.iterations == 20  # 1.5x the pixels: the time holds
 
 
 @pytest.mark.weights

@@ -15,10 +15,12 @@ def light() -> TransformerNet:
 
 
 # Sides below 5 px fail in the 9x9 reflection padding (reported to the lead; not a real input).
+@pytest.mark.parametrize("space_to_depth", [False, True])
 @pytest.mark.parametrize("hw", [(32, 32), (33, 47), (17, 64), (5, 6), (64, 30), (5, 5), (6, 129)])
-def test_any_size_in_gives_the_same_size_out(light: TransformerNet, hw: tuple[int, int]) -> None:
+def test_any_size_in_gives_the_same_size_out(hw: tuple[int, int], space_to_depth: bool) -> None:
+    net = TransformerNet(TransformerConfig(8, 1, space_to_depth=space_to_depth)).eval()
     with torch.no_grad():
-        out = light(torch.rand(2, 3, *hw))
+        out = net(torch.rand(2, 3, *hw))
     assert out.shape == (2, 3, *hw)
 
 
@@ -35,6 +37,7 @@ def test_presets_have_the_documented_parameter_counts() -> None:
 
     assert count("default") == 1_679_235  # the paper's network: 32/64/128 channels, 5 residual blocks
     assert count("light") == 276_675  # 16/32/64 channels, 3 residual blocks
+    assert count("fast") == 193_260  # space-to-depth, 24/48 channels, 4 residual blocks
     with pytest.raises(ValueError, match="unknown transformer preset"):
         TransformerConfig.preset("huge")
 

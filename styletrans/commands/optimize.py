@@ -28,7 +28,7 @@ from styletrans.vgg import available_layers
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d = GatysSettings()
-    big = PRESETS["default"]((512, 512))
+    big = PRESETS["default"]((341, 512))
     p = subparsers.add_parser(
         "optimize", help="slow, optimization-based style transfer (Gatys et al.)",
         description="Optimize an image against VGG content/style losses. --content and --style "
@@ -44,8 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="default",
                    help="settings the flags below override: this project's (neural-style's losses from the photo, "
                    f"{d.iterations} iterations up to 256 px, above it {big.coarse_iterations[0]} at half size "
-                   f"and {big.iterations} at full size), or jcjohnson/neural-style's (its weights, TV, noise init "
-                   "and 1000 iterations)")
+                   f"(100 for squares) and {big.iterations} at full size), or jcjohnson/neural-style's (its weights, "
+                   "TV, noise init and 1000 iterations)")
     p.add_argument("--size", type=int, default=512, help="longest side of the output")
     p.add_argument("--style-size", type=int, default=None, help="longest side of the style image (default: --size)")
     p.add_argument("--iterations", type=int, default=argparse.SUPPRESS,

@@ -5,6 +5,7 @@ and the parts, not the exact colours and textures. Reuses ``invert_features``.""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -44,7 +45,7 @@ class Invert(Method):
             # Order-1 terms: [0, 1] pixels (L-BFGS's first step of 1 fits them), clipped every step.
             settings = GatysSettings(loss_network=net.vgg_source, content_weight=scale, tv_weight=self.tv_weight,
                                      iterations=self.iterations, pixel_scale=1.0, clip_every_step=True,
-                                     coarse_iterations=(self.iterations,) * (self.scales - 1))
+                                     max_step=math.inf, coarse_iterations=(self.iterations,) * (self.scales - 1))
             start = time.perf_counter()
             result = invert_features(image, layer, settings, seed=context.seed,
                                      device=context.device, progress=context.progress)

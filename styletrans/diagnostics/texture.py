@@ -6,6 +6,7 @@ nearest-neighbour synthesis on a small crop, as the "old" baseline."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -51,7 +52,8 @@ class Texture(Method):
             # that L-BFGS takes well-sized steps: at 10 it diverged on some layer sets, at 100 none.
             settings = GatysSettings(loss_network=net.vgg_source, style_layers=dict.fromkeys(layers, 1.0),
                                      relative_style=True, style_weight=100.0, tv_weight=0.0,
-                                     iterations=self.iterations, pixel_scale=1.0, clip_every_step=True)
+                                     iterations=self.iterations, pixel_scale=1.0, clip_every_step=True,
+                                     max_step=math.inf)
             start = time.perf_counter()
             result = synthesize_texture(sample, (self.size, self.size), settings, seed=context.seed,
                                         device=context.device, progress=context.progress)

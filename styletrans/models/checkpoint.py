@@ -49,11 +49,13 @@ def _network_state(state: dict[str, Any], path: Path) -> dict[str, Tensor]:
 def infer_config(state: dict[str, Tensor]) -> TransformerConfig:
     """Width and depth of the network that produced ``state``."""
     try:
-        base_channels = int(state["encoder.0.1.weight"].shape[0])
+        first = state["encoder.0.1.weight"]
+        base_channels = int(first.shape[0])
     except (KeyError, AttributeError, IndexError):
         raise CheckpointError("transformer weights lack encoder.0.1.weight (not a TransformerNet)") from None
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"residuals\.(\d+)\.", k))}
-    return TransformerConfig(base_channels=base_channels, residual_blocks=len(blocks))
+    return TransformerConfig(base_channels=base_channels, residual_blocks=len(blocks),
+                             space_to_depth=int(first.shape[1]) == 12)
 
 
 def _jsonable(value: Any) -> Any:

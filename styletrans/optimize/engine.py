@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -205,12 +205,62 @@ def _split(output: Any) -> tuple[Tensor, dict[str, float]]:
     return output.total, output.as_floats()
 
 
-def _make_optimizer(name: str, params: list[Tensor], lr: float) -> torch.optim.Optimizer | None:
+class LBFGS(torch.optim.Optimizer):
+    """L-BFGS as neural-style runs it: one evaluation per ``step``, no line search, a first step of
+    L1 length ``lr`` (for large gradients), then quasi-Newton steps times ``lr``; with each step
+    shortened, if need be, so that no value moves by more than ``max_step``.
+
+    Without the cap, the second step on an upsampled start (the next scale of a coarse-to-fine run)
+    raised the loss up to 1e11-fold, and the curvature pair that step left shrank every later step:
+    the run stalled at its start (docs/lattice.md). Uncapped, it takes torch.optim.LBFGS's steps
+    (``max_iter=1``, no tolerances); the pairs are taken from the steps as taken.
+    """
+
+    def __init__(self, params: Iterable[Tensor], lr: float = 1.0, history_size: int = 50,
+                 max_step: float = math.inf) -> None:
+        super().__init__(params, {"lr": lr})
+        self.history_size, self.max_step = history_size, max_step
+        self.pairs: list[tuple[Tensor, Tensor, Tensor]] = []  # (s, y, 1 / y.s), oldest first
+        self.last: tuple[Tensor, Tensor] | None = None  # (x, gradient) where the last step started
+        self.scale = 1.0  # the initial inverse Hessian, y.s / y.y of the latest accepted pair
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor]) -> Tensor:  # type: ignore[override]
+        with torch.enable_grad():
+            loss = closure()
+        params = [p for group in self.param_groups for p in group["params"]]
+        x = torch.cat([p.detach().flatten() for p in params])
+        grad = torch.cat([p.grad.flatten() for p in params])
+        if self.last is not None:
+            s, y = x - self.last[0], grad - self.last[1]
+            ys = y.dot(s)
+            if ys > 1e-10:  # curvature along the step; a pair without it would break the update
+                self.pairs = [*self.pairs[1 - self.history_size:], (s, y, 1 / ys)]
+                self.scale = float(ys / y.dot(y))
+        direction, alphas = -grad, []
+        for s, y, rho in reversed(self.pairs):
+            alphas.append(rho * s.dot(direction))
+            direction -= alphas[-1] * y
+        direction *= self.scale
+        for (s, y, rho), alpha in zip(self.pairs, reversed(alphas), strict=True):
+            direction += (alpha - rho * y.dot(direction)) * s
+        first = self.last is None
+        direction *= self.param_groups[0]["lr"] * (min(1.0, 1.0 / float(grad.abs().sum())) if first else 1.0)
+        largest = float(direction.abs().max())
+        if largest > self.max_step:
+            direction *= self.max_step / largest
+        self.last = (x, grad)
+        offset = 0
+        for p in params:
+            p.add_(direction[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+        return loss
+
+
+def _make_optimizer(name: str, params: list[Tensor], lr: float,
+                    max_step: float = math.inf) -> torch.optim.Optimizer | None:
     if name == "lbfgs":
-        # One iteration per step() call keeps the curvature history while letting the
-        # loop record, clamp and call back after every iteration.
-        return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=50,
-                                 tolerance_grad=0.0, tolerance_change=0.0)
+        return LBFGS(params, lr=lr, max_step=max_step)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "sgd":
@@ -233,6 +283,7 @@ def optimize_image(
     progress: bool = True,
     desc: str = "optimize",
     until: Callable[[dict[str, float]], bool] | None = None,
+    max_step: float = math.inf,
 ) -> OptimizationResult:
     """Minimize ``objective(param())`` plus regularizer penalties over ``iterations`` steps.
 
@@ -241,9 +292,10 @@ def optimize_image(
     ``until(record)`` stops early: as soon as it holds for the record of an evaluated
     image, that image (not the one after the step) is returned and the history ends
     with its record (fooling images stop at the first image that fools).
+    ``max_step`` (L-BFGS only): no value of the parameter moves by more than this in one step.
     """
     params = [p for p in param.parameters() if p.requires_grad]
-    opt = _make_optimizer(optimizer, params, lr)
+    opt = _make_optimizer(optimizer, params, lr, max_step)
     device_type = params[0].device.type
     history: list[dict[str, float]] = []
     record: dict[str, float] = {}

@@ -7,6 +7,7 @@ which loss terms are active and where the image starts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -54,10 +55,14 @@ class GatysSettings:
     # 0-255 keeps it from overshooting under absolute Gram losses, as in neural-style.
     pixel_scale: float = 255.0
     # Clip to [0, 1] after every step. Off: the optimizer runs unconstrained and the image is
-    # clipped after each scale, as in jcjohnson/neural-style. Clipping L-BFGS's iterates
-    # corrupts its curvature pairs (the step taken is not the step it stored); with absolute
-    # losses it made the loss jump 10-300x and oscillate (see ``evaluation``).
+    # clipped after each scale, as in jcjohnson/neural-style. Clipping the iterates of torch's
+    # L-BFGS (which stored the step it computed, not the one taken) made the loss jump 10-300x and
+    # oscillate under absolute losses (see ``evaluation``); not measured with the engine's L-BFGS.
     clip_every_step: bool = False
+    # No pixel moves more than this (in [0, 1] units) in one L-BFGS step. Uncapped, the first steps at
+    # a finer scale moved pixels by up to 4000 levels of 255, and a run could stall at its start;
+    # normal steps move 5-35 levels. 64 levels also converged faster than 32 or none (docs/lattice.md).
+    max_step: float = 64 / 255
 
     def build_loss(self, device: torch.device | str = "cpu") -> PerceptualLoss:
         return PerceptualLoss(
@@ -81,19 +86,31 @@ def neural_style_settings(output_hw: tuple[int, int]) -> GatysSettings:
     """
     h, w = output_hw
     return GatysSettings(content_weight=5.0, style_weight=100.0, tv_weight=1e-3 / 2 * 255**2 * 3 * h * w,
-                         iterations=1000, init="noise", noise_std=0.001 / 255)
+                         iterations=1000, init="noise", noise_std=0.001 / 255, max_step=math.inf)
+
+
+# The half-size stage's iterations for pictures up to a 512x341 photo; larger ones get fewer (down to
+# 100 for a 512x512 square), so that a 512 px result stays under 3 minutes on 2 CPU cores.
+HALF_SIZE_ITERATIONS = 150
+FULL_SIZE_ITERATIONS = 20
+_REFERENCE_PIXELS = 512 * 341
 
 
 def default_settings(output_hw: tuple[int, int]) -> GatysSettings:
-    """This project's defaults: above 256 px, 200 iterations at half size, then 30 at full size.
+    """This project's defaults: 200 iterations up to 256 px; above, about 150 at half size, then 20
+    at full size.
 
-    At 512 px that is 167 s on 2 CPU cores (benchmarks/optimize.py; a full-size iteration costs 4.3x
-    a half-size one). A 1/4 scale first was tried and dropped: at 128 px relu4_2 is too coarse to
-    hold the content.
+    An iteration's cost grows with the pixels (2.2 s at 512x341, 3.6 s at 512x512 on 2 CPU cores),
+    so the half-size stage gets ``150 x 512*341 / pixels`` iterations, between 100 and 150
+    (benchmarks/optimize.py has the times). 10 full-size iterations left a mosaic of fine dots (looked
+    at, 512 px): L-BFGS needs its first 10-15 there to get past the blurred, upsampled start.
+    A 1/4 scale first was tried and dropped: at 128 px relu4_2 is too coarse to hold the content.
     """
     if max(output_hw) <= 256:
         return GatysSettings()
-    return GatysSettings(coarse_iterations=(200,), iterations=30)
+    pixels = output_hw[0] * output_hw[1]
+    half = max(100, min(HALF_SIZE_ITERATIONS, round(HALF_SIZE_ITERATIONS * _REFERENCE_PIXELS / pixels)))
+    return GatysSettings(coarse_iterations=(half,), iterations=FULL_SIZE_ITERATIONS)
 
 
 PRESETS: dict[str, Callable[[tuple[int, int]], GatysSettings]] = {
@@ -182,7 +199,7 @@ def run_gatys(
         result = optimize_image(
             PixelImage(image, settings.pixel_scale), objective,
             regularizers=[Clamp(high=settings.pixel_scale)] if settings.clip_every_step else [],
-            optimizer=settings.optimizer,
+            optimizer=settings.optimizer, max_step=settings.max_step * settings.pixel_scale,
             iterations=iterations, lr=settings.lr, callback=callback,
             autocast_dtype=autocast_dtype, progress=progress,
             desc=f"gatys {size[1]}x{size[0]}" + (f" ({index + 1}/{len(sizes)})" if len(sizes) > 1 else ""),

@@ -34,7 +34,7 @@ DEFAULT_STYLE_LAYERS: dict[str, float] = {"relu1_2": 0.004, "relu2_2": 0.03, "re
 
 
 def transformer_config(spec: str | Mapping[str, int]) -> TransformerConfig:
-    """A preset name (``default``, ``light``) or a dict of TransformerConfig fields."""
+    """A preset name (``default``, ``light``, ``fast``) or a dict of TransformerConfig fields."""
     if isinstance(spec, str):
         return TransformerConfig.preset(spec)
     try:
@@ -52,7 +52,8 @@ class StyleTransferModule(pl.LightningModule):
         style_size: longest side the style image is scaled to before its Gram targets are
             computed; ``None`` keeps its own size.
         image_size: training crop size (linked from ``data.image_size``; kept for the record).
-        transformer: ``default`` (the paper), ``light`` or ``{base_channels: C, residual_blocks: N}``.
+        transformer: ``default`` (the paper), ``light``, ``fast`` (space-to-depth) or
+            ``{base_channels: C, residual_blocks: N, space_to_depth: bool}``.
         loss_network: VGG weight source (``styletrans weights list``).
         content_layers: ``{layer: weight}``; default ``{relu2_2: 1}``.
         style_layers: ``{layer: weight}``; default ``DEFAULT_STYLE_LAYERS`` (relu1_2 ... relu4_3).
