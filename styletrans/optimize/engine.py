@@ -213,7 +213,8 @@ class LBFGS(torch.optim.Optimizer):
     Without the cap, the second step on an upsampled start (the next scale of a coarse-to-fine run)
     raised the loss up to 1e11-fold, and the curvature pair that step left shrank every later step:
     the run stalled at its start (docs/lattice.md). Uncapped, it takes torch.optim.LBFGS's steps
-    (``max_iter=1``, no tolerances); the pairs are taken from the steps as taken.
+    (``max_iter=1``, no tolerances), and, as torch, it pairs gradients with the steps it computed
+    (a regularizer that clamps the pixels afterwards does not enter its curvature estimate).
     """
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1.0, history_size: int = 50,
@@ -221,7 +222,7 @@ class LBFGS(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr})
         self.history_size, self.max_step = history_size, max_step
         self.pairs: list[tuple[Tensor, Tensor, Tensor]] = []  # (s, y, 1 / y.s), oldest first
-        self.last: tuple[Tensor, Tensor] | None = None  # (x, gradient) where the last step started
+        self.last: tuple[Tensor, Tensor] | None = None  # (the last step, the gradient where it started)
         self.scale = 1.0  # the initial inverse Hessian, y.s / y.y of the latest accepted pair
 
     @torch.no_grad()
@@ -229,10 +230,10 @@ class LBFGS(torch.optim.Optimizer):
         with torch.enable_grad():
             loss = closure()
         params = [p for group in self.param_groups for p in group["params"]]
-        x = torch.cat([p.detach().flatten() for p in params])
         grad = torch.cat([p.grad.flatten() for p in params])
         if self.last is not None:
-            s, y = x - self.last[0], grad - self.last[1]
+            s, y = self.last  # the step this optimizer took, even if a regularizer then moved the pixels
+            y = grad - y
             ys = y.dot(s)
             if ys > 1e-10:  # curvature along the step; a pair without it would break the update
                 self.pairs = [*self.pairs[1 - self.history_size:], (s, y, 1 / ys)]
@@ -249,7 +250,7 @@ class LBFGS(torch.optim.Optimizer):
         largest = float(direction.abs().max())
         if largest > self.max_step:
             direction *= self.max_step / largest
-        self.last = (x, grad)
+        self.last = (direction, grad)
         offset = 0
         for p in params:
             p.add_(direction[offset:offset + p.numel()].view_as(p))
