@@ -232,8 +232,8 @@ class LBFGS(torch.optim.Optimizer):
         params = [p for group in self.param_groups for p in group["params"]]
         grad = torch.cat([p.grad.flatten() for p in params])
         if self.last is not None:
-            s, y = self.last  # the step this optimizer took, even if a regularizer then moved the pixels
-            y = grad - y
+            s, previous_grad = self.last  # the step this optimizer took, even if a regularizer then moved the pixels
+            y = grad - previous_grad
             ys = y.dot(s)
             if ys > 1e-10:  # curvature along the step; a pair without it would break the update
                 self.pairs = [*self.pairs[1 - self.history_size:], (s, y, 1 / ys)]

@@ -55,9 +55,9 @@ class GatysSettings:
     # 0-255 keeps it from overshooting under absolute Gram losses, as in neural-style.
     pixel_scale: float = 255.0
     # Clip to [0, 1] after every step. Off: the optimizer runs unconstrained and the image is
-    # clipped after each scale, as in jcjohnson/neural-style. Clipping the iterates of torch's
-    # L-BFGS (which stored the step it computed, not the one taken) made the loss jump 10-300x and
-    # oscillate under absolute losses (see ``evaluation``); not measured with the engine's L-BFGS.
+    # clipped after each scale, as in jcjohnson/neural-style. Clipping L-BFGS's iterates
+    # corrupts its curvature pairs (the step taken is not the step it stored); with absolute
+    # losses it made the loss jump 10-300x and oscillate (see ``evaluation``).
     clip_every_step: bool = False
     # No pixel moves more than this (in [0, 1] units) in one L-BFGS step. Uncapped, the first steps at
     # a finer scale moved pixels by up to 4000 levels of 255, and a run could stall at its start;
