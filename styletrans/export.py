@@ -5,6 +5,11 @@ dynamic (any H, W >= 5, also not multiples of 4), and returns ``stylized`` in th
 layout and range. An fp16 export computes in half precision but keeps float32 input
 and output, so every styletrans model has the same contract. The style name, the
 training settings and this contract are in the model's ``metadata_props``.
+
+A multi-style network (conditional instance norm) is exported one style at a time, that style's
+scales and shifts baked into plain instance norms (``per_style_networks``): each file is exactly what a
+single-style network exports, so every tool downstream and its speed are unchanged. Its metadata names
+the base network it came from (``base``), which is what decides whether styles can be mixed.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from torch import Tensor, nn
 from styletrans.atomic import OutputExistsError, atomic_path
 from styletrans.inference.backends import MODEL_FORMAT, OnnxBackend
 from styletrans.models.checkpoint import model_metadata
+from styletrans.models.conditional import bake_style
 from styletrans.models.transformer import TransformerNet
 
 # Largest |ONNX Runtime - PyTorch fp32| accepted on [0, 1] outputs.
@@ -49,6 +55,32 @@ PREPROCESSING = (
     "normalization); output 'stylized': float32 NCHW RGB in [0, 1], same size"
 )
 MIN_SIDE = 5
+
+
+def per_style_networks(net: TransformerNet, metadata: dict[str, Any],
+                       names: list[str] | None = None) -> list[tuple[TransformerNet, dict[str, Any]]]:
+    """``(single-style network, its metadata)`` for each style of a multi-style ``net`` (or those named).
+
+    The metadata is the base's, with ``style_name`` the style's own, ``training.style_image`` that
+    style's image alone, and ``base``: the base network's name and its list of styles.
+    """
+    styles = list(metadata["styles"])
+    unknown = [name for name in names or [] if name not in styles]
+    if unknown:
+        raise ValueError(f"style(s) {unknown} are not in {metadata['style_name']!r}; it holds {styles}")
+    training = dict(metadata.get("training", {}))
+    images = training.get("style_image")
+    out = []
+    for index, name in enumerate(styles):
+        if names and name not in names:
+            continue
+        baked = bake_style(net, index).eval()
+        style_training = {**training, "transformer": baked.config.as_dict()}
+        if isinstance(images, list) and len(images) == len(styles):
+            style_training["style_image"] = images[index]
+        out.append((baked, {"style_name": name, "transformer": baked.config.as_dict(), "training": style_training,
+                            "base": {"name": metadata["style_name"], "styles": styles, "index": index}}))
+    return out
 
 
 class PhaseConv(nn.Module):
@@ -261,15 +293,17 @@ class OnnxExportCallback(pl.Callback):
             return
         net = pl_module.transformer
         metadata = model_metadata(dict(getattr(pl_module, "hparams", {}) or {}), net.config)
-        style = metadata["style_name"]
         root = Path(self.dirpath or trainer.log_dir or trainer.default_root_dir)
         net_cpu = TransformerNet(net.config)  # a CPU fp32 copy: the trained module stays as it is
         net_cpu.load_state_dict({k: v.detach().float().cpu() for k, v in net.state_dict().items()})
-        for fp16 in (False, True) if self.fp16 else (False,):
-            path = export_onnx(net_cpu, root / f"{style}{'.fp16' if fp16 else ''}.onnx",
-                               metadata=metadata, fp16=fp16, overwrite=True)
-            report = verify_onnx(path, net_cpu, sizes=self.sizes)
-            print(f"exported {path}\n{report.summary()}")
-            if not report.passed:
-                raise RuntimeError(f"{path}: ONNX export does not match PyTorch:\n{report.summary()}")
-            self.exported.append(path)
+        networks = per_style_networks(net_cpu, metadata) if net.config.styles > 1 else [(net_cpu, metadata)]
+        for style_net, style_metadata in networks:
+            style = style_metadata["style_name"]
+            for fp16 in (False, True) if self.fp16 else (False,):
+                path = export_onnx(style_net, root / f"{style}{'.fp16' if fp16 else ''}.onnx",
+                                   metadata=style_metadata, fp16=fp16, overwrite=True)
+                report = verify_onnx(path, style_net, sizes=self.sizes)
+                print(f"exported {path}\n{report.summary()}")
+                if not report.passed:
+                    raise RuntimeError(f"{path}: ONNX export does not match PyTorch:\n{report.summary()}")
+                self.exported.append(path)

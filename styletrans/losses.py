@@ -16,11 +16,14 @@ optimization, fast-network training and evaluation:
   neighbour differences of the [0, 1] image.
 
 All three are means, so they do not grow with batch size or image size.
+
+A loss can hold several styles (``set_styles``): each sample of a batch is then scored against the
+Gram targets of its own style (``forward(..., style_ids=...)``), as multi-style training needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -82,6 +85,7 @@ class LossTerms:
     style: Tensor
     tv: Tensor
     style_layers: dict[str, Tensor] = field(default_factory=dict)
+    shift: Tensor | None = None  # training's stability term, when it has one (included in total)
 
     def as_floats(self) -> dict[str, float]:
         """Flat ``{name: value}`` for logging (``style/relu1_2`` per layer)."""
@@ -129,8 +133,9 @@ class PerceptualLoss(nn.Module):
         self.style_weight = style_weight
         self.tv_weight = tv_weight
         self.relative_style = relative_style
-        self.target_grams: dict[str, Tensor] = {}
+        self.target_grams: dict[str, Tensor] = {}  # (styles, C, C) per layer
         self.style_scales: dict[str, float] = {}
+        self.style_factors: Tensor | None = None  # (styles,) weight of each style (set_styles)
 
     @torch.no_grad()
     def set_style(self, style: Tensor) -> None:
@@ -146,13 +151,32 @@ class PerceptualLoss(nn.Module):
             name: 1.0 / max(float(g.pow(2).mean()), 1e-12) if self.relative_style else 1.0
             for name, g in self.target_grams.items()
         }
+        self.style_factors = None
+
+    @torch.no_grad()
+    def set_styles(self, styles: Sequence[Tensor], factors: Sequence[float] | None = None) -> None:
+        """Gram targets of several styles, one (1, 3, H, W) image each (sizes may differ); ``forward``'s
+        ``style_ids`` then picks each sample's style. ``factors`` weight each style's term (default 1)."""
+        if self.relative_style and len(styles) > 1:
+            raise ValueError("relative_style is defined for one style; use absolute terms with set_styles")
+        grams = []
+        for style in styles:
+            self.set_style(style)
+            grams.append(self.target_grams)
+        self.target_grams = {name: torch.cat([g[name] for g in grams]) for name in self.style_layers}
+        factors = [1.0] * len(styles) if factors is None else list(factors)
+        if len(factors) != len(styles):
+            raise ValueError(f"{len(factors)} style factors for {len(styles)} styles")
+        self.style_factors = torch.tensor(factors, device=self.target_grams[next(iter(self.style_layers))].device)
 
     @torch.no_grad()
     def content_targets(self, content: Tensor) -> dict[str, Tensor]:
         features = self.encoder(content)
         return {name: features[name] for name in self.content_layers}
 
-    def forward(self, image: Tensor, content_targets: Mapping[str, Tensor] | None = None) -> LossTerms:
+    def forward(self, image: Tensor, content_targets: Mapping[str, Tensor] | None = None,
+                style_ids: Tensor | None = None) -> LossTerms:
+        """``style_ids``: (B,) the style of each sample, for a loss with several styles (``set_styles``)."""
         features = self.encoder(image)
         zero = image.new_zeros((), dtype=_at_least_fp32(image).dtype)
 
@@ -168,8 +192,18 @@ class PerceptualLoss(nn.Module):
         if self.style_layers and self.style_weight:
             if not self.target_grams:
                 raise ValueError("style layers are set but set_style() was never called")
+            several = self.target_grams[next(iter(self.style_layers))].shape[0] > 1
+            if several and style_ids is None:
+                raise ValueError("this loss holds several styles: pass style_ids")
             for name, w in self.style_layers.items():
-                loss = style_loss(gram_matrix(features[name]), self.target_grams[name].to(image.device))
+                target = self.target_grams[name].to(image.device)
+                if style_ids is None:
+                    loss = style_loss(gram_matrix(features[name]), target)
+                else:  # each sample against its own style, weighted by that style's factor
+                    per_sample = (gram_matrix(features[name]) - target[style_ids]).pow(2).mean((1, 2))
+                    factors = self.style_factors.to(image.device)[style_ids] if self.style_factors is not None \
+                        else 1.0
+                    loss = (per_sample * factors).mean()
                 style_by_layer[name] = self.style_weight * w * self.style_scales[name] * loss
         style = sum(style_by_layer.values(), zero)
 

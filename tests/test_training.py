@@ -281,7 +281,7 @@ def test_checkpoint_contract(finished_run: tuple[Path, object], style: Path) -> 
     hp = ckpt["hyper_parameters"]
     assert set(hp) >= CONTRACT_KEYS
     assert hp["style_name"] == "stripes" and hp["style_image"] == str(style)
-    assert hp["transformer"] == {"base_channels": 8, "residual_blocks": 1, "space_to_depth": False}
+    assert hp["transformer"] == {"base_channels": 8, "residual_blocks": 1, "space_to_depth": False, "styles": 1}
     assert hp["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0} and hp["image_size"] == 32
     assert ckpt["state_dict"] and all(k.startswith("transformer.") for k in ckpt["state_dict"])
     assert ckpt["global_step"] == 30 and ckpt["optimizer_states"]

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     style = load_image(style_path, style_size)
     lr = args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 0.02)
     evaluator = Evaluator(model, style, counts, device, optimizer=args.optimizer, lr=lr,
-                          use_lpips=not args.no_lpips, progress=not args.quiet)
+                          use_lpips=not args.no_lpips, progress=not args.quiet,
+                          yardstick_style=load_image(style_path, args.size))  # the painting at the output size
     print(f"evaluating {model.describe()} against {max(counts)} Gatys iterations on {len(photos)} photo(s), "
           f"{args.size} px, {device}")
 
@@ -128,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
         eq = result.equivalent_iterations
         print(f"[{number}/{len(photos)}] {name}: fast {result.fast_ms:.0f} ms, loss {result.fast.total:.4g}; "
               f"Gatys {max(counts)} it {result.seconds[-1]:.1f} s, loss {result.curve[-1]:.4g}; "
-              f"equivalent iterations {'> ' + str(max(counts)) if eq is None else eq}")
+              f"equivalent iterations {'> ' + str(max(counts)) if eq is None else eq}; "
+              f"style strength {_figure(result.style_strength)}, content ratio {_figure(result.content_ratio)}, "
+              f"pan {_figure(result.pan.get('fast_1px'))} grey levels")
     if not results:
         raise ValueError(f"{args.content_dir}: none of the {len(photos)} image(s) could be read")
 
@@ -150,5 +153,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"equivalent iterations (median): {median} ({eq['reached']}/{eq['images']} photos reached the fast "
           f"model's loss); fast {speed['fast_ms']:.1f} ms vs Gatys {speed['gatys_seconds'][ref]:.2f} s for {ref} "
           f"iterations ({speed['speedup'][ref]:.0f}x)")
+    pan = summary["pan"]
+    print(f"style strength (median) {_figure(summary['style_strength'])}, content ratio "
+          f"{_figure(summary['content_ratio'])}, pan {_figure(pan.get('fast_1px'))} grey levels at 1 px "
+          f"({_figure(pan.get('fast_4px'))} at 4 px)")
     print(f"wrote {args.report_dir / 'report.md'}")
     return 0
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"

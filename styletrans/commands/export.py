@@ -1,20 +1,13 @@
-"""``styletrans export``: a trained checkpoint -> a verified ONNX model."""
+"""``styletrans export``: a trained checkpoint -> a verified ONNX model (one per style of a multi-style network)."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
-from styletrans.commands.quantize import add_calibration_arguments, int8_path, quantize_and_verify
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 255x257, got {text!r}") from None
-    return h, w
+from styletrans.commands.quantize import add_calibration_arguments, int8_path, quantize_and_verify, size_argument
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,18 +16,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Export the style network of a training checkpoint to ONNX (dynamic batch, height and "
         "width; style name, training settings and the input contract in the model's metadata), then "
         "compare ONNX Runtime with PyTorch on random and real images. The model is only written if the "
-        "comparison passes.",
+        "comparison passes. A multi-style checkpoint gives one file per style, that style's normalization "
+        "baked in: the same format, speed and tools as a single-style model.",
     )
     p.add_argument("checkpoint", type=Path, help="Lightning checkpoint (.ckpt) written by `styletrans train`")
     p.add_argument("--output", "-o", type=Path, default=None,
                    help="ONNX file to write (default: ~/.cache/styletrans/models/STYLE.onnx, "
-                   "where `styletrans stylize --model STYLE` finds it)")
+                   "where `styletrans stylize --model STYLE` finds it); for a multi-style checkpoint, a folder "
+                   "that gets STYLE.onnx for each style")
+    p.add_argument("--style", action="append", default=None, metavar="NAME",
+                   help="multi-style checkpoint: export only this style (repeatable; default: every style)")
     p.add_argument("--fp16", action="store_true", help="compute in half precision (float32 input and output)")
     p.add_argument("--int8", action="store_true",
                    help="also write a static int8 model (NAME.int8.onnx beside the output), calibrated on "
                    "--calibration photos and verified against PyTorch within the int8 bounds")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
-    p.add_argument("--verify-sizes", type=_size, nargs="+", default=None, metavar="HxW",
+    p.add_argument("--verify-sizes", type=size_argument, nargs="+", default=None, metavar="HxW",
                    help="sizes to compare at (default: 64x96 255x257 512x768)")
     p.add_argument("--triton-repo", type=Path, metavar="DIR", default=None,
                    help="also add the model to this NVIDIA Triton model repository (see serve/README.md)")
@@ -44,24 +41,49 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from styletrans.atomic import OutputExistsError, atomic_path
+    from styletrans.atomic import OutputExistsError
     from styletrans.cli import CommandError
-    from styletrans.export import VERIFY_SIZES, export_onnx, verify_onnx
+    from styletrans.export import per_style_networks
     from styletrans.models.checkpoint import load_transformer
     from styletrans.weights import cache_dir
 
     net, metadata = load_transformer(args.checkpoint)
-    output = args.output or cache_dir() / "models" / f"{metadata['style_name']}{'.fp16' if args.fp16 else ''}.onnx"
-    if output.exists() and not args.overwrite:
-        raise OutputExistsError(output)
-    if args.int8:
-        if args.calibration is None:
-            raise CommandError("--int8 needs --calibration DIR: photos to calibrate the int8 ranges on")
-        if int8_path(output).exists() and not args.overwrite:  # fail before the slow export
-            raise OutputExistsError(int8_path(output))
+    if net.config.styles == 1:
+        if args.style:
+            raise CommandError(f"--style: {args.checkpoint} holds one style ({metadata['style_name']!r}), not several")
+        suffix = ".fp16" if args.fp16 else ""
+        jobs = [(net, metadata, args.output or cache_dir() / "models" / f"{metadata['style_name']}{suffix}.onnx")]
+    else:
+        if args.output is not None and args.output.suffix.lower() == ".onnx":
+            raise CommandError(f"--output {args.output}: a multi-style checkpoint exports one file per style; "
+                               "give a folder")
+        folder = args.output or cache_dir() / "models"
+        try:
+            networks = per_style_networks(net, metadata, args.style)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        jobs = [(style_net, style_meta, folder / f"{style_meta['style_name']}.onnx")
+                for style_net, style_meta in networks]
+    # Every output is checked before any work, so a clash never leaves a half-exported set.
+    for _, _, output in jobs:
+        for path in (output, int8_path(output)) if args.int8 else (output,):
+            if path.exists() and not args.overwrite:
+                raise OutputExistsError(path)
+    if args.int8 and args.calibration is None:
+        raise CommandError("--int8 needs --calibration DIR: photos to calibrate the int8 ranges on")
+    for style_net, style_meta, output in jobs:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        export_one(style_net, style_meta, output, args)
+    return 0
+
+
+def export_one(net: Any, metadata: dict[str, Any], output: Path, args: argparse.Namespace) -> None:
+    """Export, verify and only then move into place (a failed check leaves any previous model untouched)."""
+    from styletrans.atomic import atomic_path
+    from styletrans.cli import CommandError
+    from styletrans.export import VERIFY_SIZES, export_onnx, verify_onnx
+
     start = time.perf_counter()
-    # Export beside the target, verify, and only then move it into place: a failed
-    # check leaves any previous model untouched.
     with atomic_path(output, overwrite=args.overwrite) as tmp:
         export_onnx(net, tmp, metadata=metadata, fp16=args.fp16, opset=args.opset, overwrite=True)
         seconds = time.perf_counter() - start
@@ -82,4 +104,3 @@ def run(args: argparse.Namespace) -> int:
         (folder,) = write_triton_repo([output], args.triton_repo, max_batch_size=8, fp16_tensorrt=args.fp16,
                                       overwrite=args.overwrite)
         print(f"wrote {folder}/config.pbtxt")
-    return 0

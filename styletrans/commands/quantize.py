@@ -8,6 +8,15 @@ from pathlib import Path
 from typing import Any
 
 
+def size_argument(text: str) -> tuple[int, int]:
+    """``HxW`` -> (H, W), for --verify-sizes (shared with ``export``)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 255x257, got {text!r}") from None
+    return h, w
+
+
 def add_calibration_arguments(p: argparse.ArgumentParser, required: bool) -> None:
     """The calibration options ``quantize`` and ``export --int8`` share."""
     from styletrans.inference.quantize import (
@@ -43,9 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="int8 model to write (default: beside the model, NAME.int8.onnx, which `--precision int8` "
                    "and `styletrans serve` pick up)")
     add_calibration_arguments(p, required=True)
-    from styletrans.commands.export import _size
-
-    p.add_argument("--verify-sizes", type=_size, nargs="+", default=None, metavar="HxW",
+    p.add_argument("--verify-sizes", type=size_argument, nargs="+", default=None, metavar="HxW",
                    help="sizes to compare at (default: 64x96 255x257 512x768)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(handler=run)

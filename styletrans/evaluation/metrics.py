@@ -11,7 +11,14 @@ Conventions:
   (Johnson et al. 2016 report 50 to 100); ``None`` when the optimization never gets
   there within the iterations run (shown as "> N");
 * **speed-up** at ``n`` iterations is Gatys' seconds for ``n`` iterations divided by
-  the fast model's seconds per image.
+  the fast model's seconds per image;
+* **style strength** is one yardstick for every model, whatever its own loss: under the loss of the
+  Gatys defaults (``styletrans optimize``), the fall of the style term from the photo to the fast
+  output, on a log scale, over its fall from the photo to the Gatys default result (the painting at
+  the output size). 0 is the photo, 1 the Gatys result. The **content ratio** beside it is the fast
+  output's content term over the Gatys result's, under the same loss;
+* the **pan number** (``styletrans.evaluation.stability``) is how much the output changes, in grey
+  levels, when the photo moves by 1 px, after moving it back.
 """
 
 from __future__ import annotations
@@ -57,6 +64,21 @@ class ImageEvaluation:
     reference: int = REFERENCE_ITERATIONS
     # Artifact scores (styletrans.evaluation.artifacts: "lattice", "dots") of photo, fast, Gatys at `reference`.
     artifacts: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Under the Gatys defaults' loss: content and style terms of "photo", "fast", "gatys" (its default result).
+    yardstick: dict[str, Losses] = field(default_factory=dict)
+    pan: dict[str, float] = field(default_factory=dict)  # stability.pan_scores
+
+    @property
+    def style_strength(self) -> float | None:
+        if not self.yardstick:
+            return None
+        return style_strength(*(self.yardstick[k].style for k in ("photo", "fast", "gatys")))
+
+    @property
+    def content_ratio(self) -> float | None:
+        if not self.yardstick or self.yardstick["gatys"].content <= 0:
+            return None
+        return self.yardstick["fast"].content / self.yardstick["gatys"].content
 
     @property
     def equivalent_iterations(self) -> int | None:
@@ -75,6 +97,10 @@ class ImageEvaluation:
             "seconds_to_equivalent": None if eq is None else self.gatys_seconds(eq),
             "similarity": {"gatys_iterations": self.reference, **self.similarity},
             "artifacts": self.artifacts,
+            "style_strength": self.style_strength,
+            "content_ratio": self.content_ratio,
+            "yardstick": {k: asdict(v) for k, v in self.yardstick.items()},
+            "pan": self.pan,
             "curve": self.curve,
             "seconds": self.seconds,
         }
@@ -83,6 +109,20 @@ class ImageEvaluation:
 def equivalent_iterations(curve: Sequence[float], target: float) -> int | None:
     """First iteration count at which ``curve`` reaches ``target`` or below; None if never."""
     return next((n for n, value in enumerate(curve) if value <= target), None)
+
+
+def style_strength(photo_style: float, output_style: float, reference_style: float) -> float | None:
+    """``log(photo / output) / log(photo / reference)`` of three style terms: 0 for the photo's own
+    style term, 1 for the reference's; None when the reference is no better than the photo."""
+    if min(photo_style, output_style, reference_style) <= 0 or reference_style >= photo_style:
+        return None
+    return math.log(photo_style / output_style) / math.log(photo_style / reference_style)
+
+
+def median(values: Iterable[float | None]) -> float | None:
+    """Median of the values present; None when there are none."""
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
 def parse_iterations(text: str) -> list[int]:
@@ -166,4 +206,8 @@ def summarize(results: Sequence[ImageEvaluation], counts: Sequence[int]) -> dict
         # Median: one photo with a flat sky should not hide (or fake) a lattice over the rest.
         "artifacts": {score: {k: statistics.median(values) for k, values in _by_image(results, score).items()}
                       for score in sorted({s for r in results for s in r.artifacts})},
+        "style_strength": median(r.style_strength for r in results),
+        "content_ratio": median(r.content_ratio for r in results),
+        "pan": {key: statistics.median(r.pan[key] for r in results if key in r.pan)
+                for key in sorted({k for r in results for k in r.pan})},
     }

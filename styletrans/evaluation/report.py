@@ -174,6 +174,20 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"photo {number(dots.get('photo'))}, fast model **{number(dots.get('fast'))}**, Gatys after {ref} "
             f"iterations {number(dots.get('gatys'))}."
         )
+    if summary.get("style_strength") is not None or summary.get("content_ratio") is not None:
+        lines.append(
+            f"- **Style strength** (median; under the Gatys defaults' loss, the log-scale fall of the style term from "
+            f"the photo, over the Gatys default result's: 0 is the photo, 1 is Gatys): "
+            f"**{number(summary.get('style_strength'))}**, with a content term "
+            f"**{number(summary.get('content_ratio'))}x** the Gatys result's."
+        )
+    pan = summary.get("pan", {})
+    if pan:
+        lines.append(
+            f"- **Pan** (median; mean change in grey levels when the photo moves, after moving it back; 0 follows "
+            f"the picture): **{number(pan.get('fast_1px'))}** at 1 px, {number(pan.get('fast_4px'))} at 4 px (the "
+            f"network's stride); the photo's own frames change by {number(pan.get('photo_1px'))} at 1 px."
+        )
     lines += [
         f"- **Similarity** of the fast output to Gatys after {ref} iterations: SSIM {number(sim.get('ssim'))}, "
         f"PSNR {number(sim.get('psnr'))} dB, LPIPS {number(sim.get('lpips'))}.",
@@ -213,6 +227,20 @@ def render_markdown(report: dict[str, Any]) -> str:
                 + [number(speed["speedup_at_equivalent"])])
     lines += _table(["photo", "fast model (ms)"] + [f"Gatys {n} (s)" for n in counts] + ["Gatys to equal loss (s)"],
                     rows)
+
+    if any(im.get("yardstick") for im in images):
+        lines += ["## Style strength, content ratio and pan", "",
+                  "Under the Gatys defaults' loss: style and content terms of the photo, the fast output and the "
+                  "Gatys default result; the pan in grey levels.", ""]
+        rows = [[im["name"], number(im["style_strength"]), number(im["content_ratio"])]
+                + [number(im["yardstick"][k]["style"]) for k in ("photo", "fast", "gatys")]
+                + [number(im["pan"].get(k)) for k in ("fast_1px", "fast_4px", "photo_1px")]
+                for im in images if im.get("yardstick")]
+        rows.append([mean_row.replace("mean", "median"), number(summary.get("style_strength")),
+                     number(summary.get("content_ratio")), "", "", ""]
+                    + [number(pan.get(k)) for k in ("fast_1px", "fast_4px", "photo_1px")])
+        lines += _table(["photo", "style strength", "content ratio", "style: photo", "style: fast",
+                         "style: Gatys", "pan 1 px", "pan 4 px", "photo 1 px"], rows)
 
     lines += [f"## Similarity: fast output vs. Gatys after {ref} iterations", "",
               "SSIM: 1 is identical; PSNR in dB, higher is closer; LPIPS: 0 is identical.", ""]

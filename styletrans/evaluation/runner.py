@@ -4,11 +4,14 @@ The loss is the one the model was trained with, rebuilt from its metadata (loss
 network, layers, weights, style size); Gatys starts from the content photo and runs
 once to the largest requested iteration count, with snapshots at the others. Both
 are timed on the same device, model loading and loss-network loading excluded.
+
+Beside that, every model is scored on one yardstick whatever its own loss: the style strength and
+content ratio under the Gatys defaults' loss against the Gatys default result (``metrics``), and the
+pan number (``stability``). When the model's loss is the defaults' own, the one Gatys run serves both.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
 import time
@@ -22,12 +25,15 @@ from torch import Tensor
 from styletrans.evaluation.artifacts import dot_score, lattice_score
 from styletrans.evaluation.metrics import ImageEvaluation, Losses, nearest
 from styletrans.evaluation.similarity import load_lpips, similarity
+from styletrans.evaluation.stability import pan_scores
 from styletrans.inference import ModelError, OnnxBackend, TorchBackend, resolve_model
 from styletrans.losses import PerceptualLoss
-from styletrans.optimize.gatys import GatysSettings, run_gatys
+from styletrans.optimize.gatys import GatysSettings, default_settings, run_gatys
 
 # Training settings that define the loss (see StyleTransferModule.build_loss).
 LOSS_KEYS = ("loss_network", "content_layers", "style_layers", "content_weight", "style_weight", "tv_weight")
+# Everything else that decides a Gatys run's result (whether two runs are the same run).
+RUN_KEYS = (*LOSS_KEYS, "relative_style", "optimizer", "lr", "init", "pixel_scale", "max_step", "clip_every_step")
 FAST_REPEATS = 5  # timed runs after one warm-up; the median is reported (robust to a busy CPU)
 
 
@@ -70,7 +76,8 @@ def load_model(spec: str | os.PathLike, device: torch.device, threads: int | Non
 
 def gatys_settings(model: FastModel, iterations: int, optimizer: str = "lbfgs", lr: float = 1.0) -> GatysSettings:
     """The optimization under exactly the loss ``model`` was trained with, from the content
-    photo, ``iterations`` steps; L-BFGS with step 1 by default, as Johnson et al. compare."""
+    photo, ``iterations`` steps; L-BFGS with step 1 over 0-255 pixels by default, as in the
+    neural-style code Johnson et al. compare against, and as ``styletrans optimize`` runs."""
     training = model.training
     missing = [key for key in LOSS_KEYS if key not in training]
     if missing:
@@ -94,8 +101,9 @@ def gatys_settings(model: FastModel, iterations: int, optimizer: str = "lbfgs", 
         # 128 px the loss kept jumping 2-300x until the end; free, it settles after a few early
         # jumps, and 200 steps ended 5-22% lower, even after the final clip).
         clip_every_step=False,
-        # L-BFGS over [0, 1] pixels with uncapped steps, as every equivalent-iteration figure so far was measured
-        pixel_scale=1.0, max_step=math.inf,
+        # 0-255 pixels and capped steps, as the optimize defaults: in [0, 1] units the first L-BFGS step under
+        # absolute Gram terms is 255x longer and can stall the run (GatysSettings). The figures in models/README.md
+        # before the multi-style network were measured in [0, 1] units, uncapped.
     )
 
 
@@ -117,14 +125,43 @@ class Evaluator:
     """Scores a fast model against Gatys photo by photo (one loss network, loaded once)."""
 
     def __init__(self, model: FastModel, style: Tensor, counts: list[int], device: torch.device, *,
-                 optimizer: str = "lbfgs", lr: float = 1.0, use_lpips: bool = True, progress: bool = True) -> None:
-        self.model, self.counts, self.device, self.progress = model, sorted(counts), device, progress
+                 optimizer: str = "lbfgs", lr: float = 1.0, use_lpips: bool = True, progress: bool = True,
+                 yardstick_style: Tensor | None = None, pan: bool = True) -> None:
+        """``style``: the painting at the model's training size; ``yardstick_style``: at the output size,
+        for the style strength (default: ``style``); ``pan``: measure the pan number."""
+        self.model, self.counts, self.device, self.progress, self.pan = model, sorted(counts), device, progress, pan
         self.reference = nearest(self.counts)
         self.settings = gatys_settings(model, max(self.counts), optimizer, lr)
         self.style = style[None] if style.dim() == 3 else style
         self.loss: PerceptualLoss = self.settings.build_loss(device)
         self.loss.set_style(self.style.to(device))
+        yardstick_style = self.style if yardstick_style is None else yardstick_style
+        self.yardstick_style = yardstick_style[None] if yardstick_style.dim() == 3 else yardstick_style
+        self.yardstick_loss = GatysSettings().build_loss(device)
+        self.yardstick_loss.set_style(self.yardstick_style.to(device))
         self.lpips, self.lpips_note = load_lpips(device) if use_lpips else (None, "LPIPS not computed (--no-lpips)")
+
+    def shared_run(self, hw: tuple[int, int]) -> int | None:
+        """The iteration count of the Gatys default result inside this evaluation's own run, when the model's
+        loss, painting and optimizer are the defaults' (so one run gives both); None otherwise."""
+        defaults = default_settings(hw)
+        same = all(getattr(defaults, key) == getattr(self.settings, key) for key in RUN_KEYS)
+        fits = not defaults.coarse_iterations and defaults.iterations <= max(self.counts)
+        same_style = self.style.shape == self.yardstick_style.shape and torch.equal(self.style, self.yardstick_style)
+        return defaults.iterations if same and fits and same_style else None
+
+    def gatys_default(self, content: Tensor) -> Tensor:
+        """The Gatys default result of ``content`` (1, 3, H, W) on ``device``: ``styletrans optimize``'s."""
+        settings = default_settings(tuple(content.shape[-2:]))
+        return run_gatys(content, self.yardstick_style, settings, device=self.device, loss=self.yardstick_loss,
+                         progress=self.progress).image
+
+    @torch.no_grad()
+    def yardstick(self, content: Tensor, fast: Tensor, gatys: Tensor) -> dict[str, Losses]:
+        """Photo, fast output and Gatys default result under the Gatys defaults' loss."""
+        targets = self.yardstick_loss.content_targets(content)
+        return {name: Losses.from_record(self.yardstick_loss(image.to(self.device), targets).as_floats())
+                for name, image in (("photo", content), ("fast", fast), ("gatys", gatys))}
 
     @torch.no_grad()
     def losses(self, image: Tensor, targets: dict[str, Tensor]) -> Losses:
@@ -141,14 +178,14 @@ class Evaluator:
             times.append(time.perf_counter() - start)
         return output.float(), 1000 * statistics.median(times)
 
-    def run_gatys(self, content: Tensor, targets: dict[str, Tensor]) -> tuple[list[float], list[float],
-                                                                          dict[int, Tensor]]:
+    def run_gatys(self, content: Tensor, targets: dict[str, Tensor], extra: tuple[int, ...] = ()
+                  ) -> tuple[list[float], list[float], dict[int, Tensor]]:
         """One optimization run to the largest count: the total loss and the cumulative seconds
-        after 0..N iterations, and the image after each requested count.
+        after 0..N iterations, and the image after each requested count (and each ``extra`` one).
 
         The run is unconstrained (see ``gatys_settings``), so every iterate is scored as the
         picture it would give, clipped to [0, 1]; that scoring is left out of the seconds."""
-        wanted = set(self.counts)
+        wanted = set(self.counts) | set(extra)
         snapshots: dict[int, Tensor] = {}
         curve = [self.losses(content, targets).total]
         seconds = [0.0]
@@ -177,7 +214,10 @@ class Evaluator:
         content = (content[None] if content.dim() == 3 else content).float().contiguous()
         targets = self.loss.content_targets(content.to(self.device))
         fast_output, fast_ms = self.time_fast(content)
-        curve, seconds, snapshots = self.run_gatys(content.to(self.device), targets)
+        shared = self.shared_run(tuple(content.shape[-2:]))
+        extra = () if shared is None else (shared,)
+        curve, seconds, snapshots = self.run_gatys(content.to(self.device), targets, extra)
+        default = snapshots[shared] if shared is not None else self.gatys_default(content.to(self.device))
         gatys = {n: self.losses(snapshots[n], targets) for n in self.counts}
         reference = snapshots[self.reference]
         scores = similarity(fast_output.to(self.device), reference, self.lpips)
@@ -187,6 +227,8 @@ class Evaluator:
             seconds=seconds, similarity=scores, reference=self.reference,
             artifacts={name: {"photo": score(content), "fast": score(fast_output), "gatys": score(reference)}
                        for name, score in (("lattice", lattice_score), ("dots", dot_score))},
+            yardstick=self.yardstick(content.to(self.device), fast_output, default),
+            pan=pan_scores(self.model.backend, content[0]) if self.pan else {},
         )
         outputs = Outputs(content.cpu(), fast_output.cpu(), {n: image.cpu() for n, image in snapshots.items()})
         return evaluation, outputs

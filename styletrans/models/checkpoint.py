@@ -28,6 +28,7 @@ PREFIX = "transformer."
 TRAINING_KEYS = (
     "transformer", "loss_network", "content_layers", "style_layers", "content_weight",
     "style_weight", "tv_weight", "image_size", "style_size", "style_image", "lr", "lr_schedule", "warmup_steps",
+    "shift_weight", "style_factors",
 )
 
 
@@ -54,8 +55,10 @@ def infer_config(state: dict[str, Tensor]) -> TransformerConfig:
     except (KeyError, AttributeError, IndexError):
         raise CheckpointError("transformer weights lack encoder.0.1.weight (not a TransformerNet)") from None
     blocks = {int(m.group(1)) for k in state if (m := re.match(r"residuals\.(\d+)\.", k))}
+    norm = state.get("encoder.0.2.weight")  # (channels,), or (styles, channels) when conditional
+    styles = int(norm.shape[0]) if norm is not None and norm.dim() == 2 else 1
     return TransformerConfig(base_channels=base_channels, residual_blocks=len(blocks),
-                             space_to_depth=int(first.shape[1]) == 12)
+                             space_to_depth=int(first.shape[1]) == 12, styles=styles)
 
 
 def _jsonable(value: Any) -> Any:
@@ -111,14 +114,22 @@ def load_transformer(path: str | os.PathLike) -> tuple[TransformerNet, dict[str,
 
 
 def model_metadata(hparams: dict[str, Any], config: TransformerConfig, default_name: str = "style") -> dict[str, Any]:
-    """``style_name``, ``transformer`` (the config) and ``training`` (settings) as plain JSON."""
+    """``style_name``, ``transformer`` (the config) and ``training`` (settings) as plain JSON; a
+    multi-style network adds ``styles``, its style names in the network's order."""
     training = {k: _jsonable(hparams[k]) for k in TRAINING_KEYS if k in hparams}
     training["transformer"] = config.as_dict()  # the truth, from the weights
-    return {
+    metadata = {
         "style_name": str(hparams.get("style_name") or default_name),
         "transformer": config.as_dict(),
         "training": training,
     }
+    if config.styles > 1:
+        images = hparams.get("style_image")
+        names = [Path(str(image)).stem for image in images] if isinstance(images, list | tuple) else []
+        if len(names) != config.styles:  # hyper-parameters lost or wrong: number the styles
+            names = [f"style{index}" for index in range(config.styles)]
+        metadata["styles"] = names
+    return metadata
 
 
 def write_checkpoint(path: str | os.PathLike, net: TransformerNet, style_name: str, **hyper_parameters: Any) -> Path:

@@ -9,6 +9,9 @@ The ``fast`` preset drops the full-resolution level: the image enters as 2x2 pix
 (space-to-depth, 12 channels at half size) and leaves the same way (12 channels, then
 depth-to-space), so no convolution runs at full resolution, where the other presets spend
 a third of their work (CPU timings in the README).
+
+With ``styles > 1`` every instance norm is conditional (``styletrans.models.conditional``): one
+network holds many styles, and ``forward`` takes which one (or which mix) to apply.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import asdict, dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from styletrans.models.conditional import ConditionalInstanceNorm2d, style_weights
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -25,11 +30,13 @@ class TransformerConfig:
 
     ``space_to_depth``: two resolution levels (``base_channels`` at half size, twice that at
     quarter size) entered and left through 2x2 pixel blocks, instead of three levels from full size.
+    ``styles``: how many styles the network holds (conditional instance norm when more than 1).
     """
 
     base_channels: int = 32
     residual_blocks: int = 5
     space_to_depth: bool = False
+    styles: int = 1
 
     @classmethod
     def preset(cls, name: str) -> TransformerConfig:
@@ -42,33 +49,48 @@ class TransformerConfig:
         return asdict(self)
 
 
-class ConvLayer(nn.Sequential):
-    """Reflection pad + conv (+ instance norm + ReLU)."""
+class StyledSequential(nn.Sequential):
+    """``nn.Sequential`` that hands the style weights to the children that take them
+    (same state-dict keys as a plain Sequential, so single-style checkpoints load unchanged)."""
+
+    def forward(self, x: Tensor, style: Tensor | None = None) -> Tensor:
+        for module in self:
+            x = module(x, style) if isinstance(module, STYLED) else module(x)
+        return x
+
+
+class ConvLayer(StyledSequential):
+    """Reflection pad + conv (+ instance norm, conditional when ``styles > 1``, + ReLU)."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1,
-                 norm: bool = True, relu: bool = True) -> None:
+                 norm: bool = True, relu: bool = True, styles: int = 1) -> None:
         layers: list[nn.Module] = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, stride)]
         if norm:
-            layers.append(nn.InstanceNorm2d(out_ch, affine=True))
+            layers.append(nn.InstanceNorm2d(out_ch, affine=True) if styles == 1
+                          else ConditionalInstanceNorm2d(out_ch, styles))
         if relu:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, styles: int = 1) -> None:
         super().__init__()
-        self.body = nn.Sequential(ConvLayer(channels, channels, 3), ConvLayer(channels, channels, 3, relu=False))
+        self.body = StyledSequential(ConvLayer(channels, channels, 3, styles=styles),
+                                     ConvLayer(channels, channels, 3, relu=False, styles=styles))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
+    def forward(self, x: Tensor, style: Tensor | None = None) -> Tensor:
+        return x + self.body(x, style)
 
 
-class UpsampleConv(nn.Sequential):
+class UpsampleConv(StyledSequential):
     """Nearest-neighbour x2 upsampling, then a conv layer."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3) -> None:
-        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(in_ch, out_ch, kernel))
+    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, styles: int = 1) -> None:
+        super().__init__(nn.Upsample(scale_factor=2, mode="nearest"), ConvLayer(in_ch, out_ch, kernel, styles=styles))
+
+
+STYLED = (StyledSequential, ResidualBlock, ConditionalInstanceNorm2d)
 
 
 class TransformerNet(nn.Module):
@@ -81,27 +103,37 @@ class TransformerNet(nn.Module):
     def __init__(self, config: TransformerConfig | None = None) -> None:
         super().__init__()
         self.config = config or TransformerConfig()
-        c = self.config.base_channels
+        c, s = self.config.base_channels, self.config.styles
         if self.config.space_to_depth:  # 2x2 blocks of 3 channels in and out (see forward)
-            self.encoder = nn.Sequential(ConvLayer(12, c, 3), ConvLayer(c, 2 * c, 3, 2))
+            self.encoder = StyledSequential(ConvLayer(12, c, 3, styles=s), ConvLayer(c, 2 * c, 3, 2, styles=s))
             deepest = 2 * c
-            self.decoder = nn.Sequential(UpsampleConv(2 * c, c), ConvLayer(c, 12, 3, norm=False, relu=False))
+            self.decoder = StyledSequential(UpsampleConv(2 * c, c, styles=s),
+                                            ConvLayer(c, 12, 3, norm=False, relu=False))
         else:
-            self.encoder = nn.Sequential(ConvLayer(3, c, 9), ConvLayer(c, 2 * c, 3, 2), ConvLayer(2 * c, 4 * c, 3, 2))
+            self.encoder = StyledSequential(ConvLayer(3, c, 9, styles=s), ConvLayer(c, 2 * c, 3, 2, styles=s),
+                                            ConvLayer(2 * c, 4 * c, 3, 2, styles=s))
             deepest = 4 * c
-            self.decoder = nn.Sequential(
-                UpsampleConv(4 * c, 2 * c), UpsampleConv(2 * c, c), ConvLayer(c, 3, 9, norm=False, relu=False)
-            )
-        self.residuals = nn.Sequential(*(ResidualBlock(deepest) for _ in range(self.config.residual_blocks)))
+            self.decoder = StyledSequential(UpsampleConv(4 * c, 2 * c, styles=s), UpsampleConv(2 * c, c, styles=s),
+                                            ConvLayer(c, 3, 9, norm=False, relu=False))
+        self.residuals = StyledSequential(*(ResidualBlock(deepest, styles=s)
+                                            for _ in range(self.config.residual_blocks)))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, style: Tensor | int | None = None) -> Tensor:
+        """``style``: for a multi-style network, a style index, (B,) indices, or (styles,) / (B, styles)
+        mixing weights (see ``styletrans.models.conditional.style_weights``); ignored otherwise."""
         h, w = x.shape[-2:]
+        if self.config.styles > 1:
+            if style is None:
+                raise ValueError(f"this network holds {self.config.styles} styles: pass style=INDEX or weights")
+            style = style_weights(style, self.config.styles, x.shape[0]).to(x.device, x.dtype)
+        else:
+            style = None
         # Unconditional (often zero) padding: an exported graph then holds for every size,
         # where an ``if`` would be frozen to the branch taken while tracing.
         x = F.pad(x, (0, (-w) % 4, 0, (-h) % 4), mode="reflect")
         if self.config.space_to_depth:
             x = F.pixel_unshuffle(x, 2)
-        y = self.decoder(self.residuals(self.encoder(x)))
+        y = self.decoder(self.residuals(self.encoder(x, style), style), style)
         if self.config.space_to_depth:
             y = F.pixel_shuffle(y, 2)
         # Sigmoid keeps the output in [0, 1] with a gradient everywhere (clamping would not).

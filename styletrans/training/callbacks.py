@@ -18,7 +18,7 @@ from styletrans.images import save_image, tensor_to_pil
 
 
 class SampleGrid(pl.Callback):
-    """Saves ``samples/step_NNNNNN.png`` (top row: the photos; bottom row: stylized) at the
+    """Saves ``samples/step_NNNNNN.png`` (top row: the photos; below: stylized, a row per style) at the
     start, every ``every_n_steps`` optimizer steps and at the end of training, and logs it
     to W&B when the W&B logger is in use. The photos are the first validation photos, so
     every grid of a run shows the same pictures.
@@ -56,8 +56,8 @@ class SampleGrid(pl.Callback):
             return None
         self._last_step = step
         photos = self._photos.to(pl_module.device)
-        stylized = pl_module.transformer(photos).float()
-        grid = make_grid(torch.cat([photos, stylized]), nrow=len(photos), padding=2, pad_value=1.0)
+        rows = pl_module.preview(photos)
+        grid = make_grid(torch.cat([photos, *rows]), nrow=len(photos), padding=2, pad_value=1.0)
         root = Path(self.dirpath or Path(trainer.default_root_dir) / "samples")
         path = save_image(grid, root / f"step_{step:06d}.png", overwrite=True)
         for logger in trainer.loggers:

@@ -1,5 +1,10 @@
 """The LightningModule: one transformer network trained against a frozen perceptual loss.
 
+One style image trains the paper's per-style network. A list of style images trains one
+multi-style network (conditional instance norm, Dumoulin et al. 2017): the convolutions are shared,
+each style has its own norm scales and shifts, and the samples of a batch take the styles in turn,
+so every style gets the same share of the steps. Each style's Gram targets are computed once.
+
 Checkpoint contract (ONNX export and evaluation load these): the network is
 ``self.transformer`` (state-dict keys ``transformer.*``); the loss network is never
 part of the state dict, so a checkpoint loads without VGG weights or the style image;
@@ -23,6 +28,7 @@ from styletrans.images import load_image
 from styletrans.losses import LossTerms, PerceptualLoss
 from styletrans.models.checkpoint import load_transformer
 from styletrans.models.transformer import TransformerConfig, TransformerNet
+from styletrans.training.stability import random_shift, shift_consistency
 
 # Content at relu2_2 (Johnson et al. 2016, section 4.1). Style at Johnson's relu1_2, relu2_2,
 # relu3_3, relu4_3, each weighted by 1000 / (its typical style loss between a photo and the
@@ -44,11 +50,16 @@ def transformer_config(spec: str | Mapping[str, int]) -> TransformerConfig:
 
 
 class StyleTransferModule(pl.LightningModule):
-    """A fast style-transfer network for one style image.
+    """A fast style-transfer network for one style image, or for several.
 
     Args:
-        style_image: a path or a bundled style name (``starry_night``, ``the_scream``, ...).
-        style_name: the style's name in checkpoints and logs (default: the file's stem).
+        style_image: a path or a bundled style name (``starry_night``, ``the_scream``, ...), or a list
+            of them: one multi-style network.
+        style_name: the style's name in checkpoints and logs (default: the file's stem); for a
+            multi-style network, the network's name (default ``multistyle``). Its styles are named
+            after their files' stems.
+        style_factors: ``{style name: factor}`` multiplying that style's term in a multi-style
+            network (default 1 for each).
         style_size: longest side the style image is scaled to before its Gram targets are
             computed; ``None`` keeps its own size.
         image_size: training crop size (linked from ``data.image_size``; kept for the record).
@@ -65,12 +76,15 @@ class StyleTransferModule(pl.LightningModule):
         compile: ``torch.compile`` the transformer and the loss network (state-dict keys unchanged).
         init_from: a checkpoint whose transformer weights this run starts from (fine-tuning a
             trained style with other settings); ``--ckpt_path`` resumes a run instead.
+        shift_weight: weight of the stability term (``styletrans.training.stability``): the output of
+            a crop shifted by 1-3 px against the shifted output, mean squared on [0, 1] pixels.
     """
 
     def __init__(
         self,
-        style_image: str = "starry_night",
+        style_image: str | list[str] = "starry_night",
         style_name: str | None = None,
+        style_factors: dict[str, float] | None = None,
         style_size: int | None = 256,
         image_size: int = 256,
         transformer: str | dict[str, int] = "default",
@@ -86,16 +100,31 @@ class StyleTransferModule(pl.LightningModule):
         channels_last: bool | None = None,
         compile: bool = False,
         init_from: str | None = None,
+        shift_weight: float = 0.0,
     ) -> None:
         super().__init__()
         # Resolved before save_hyperparameters (which reads these locals), so a checkpoint
         # states exactly what it was trained with, in plain types.
+        style_images = [style_image] if isinstance(style_image, str) else list(style_image)
+        if not style_images:
+            raise ValueError("style_image: give a style image, or a list of them")
+        style_names = [Path(image).stem for image in style_images]
+        if len(set(style_names)) != len(style_names):
+            raise ValueError(f"style_image: two styles share a name: {style_names}")
+        unknown = sorted(set(style_factors or {}) - set(style_names))
+        if unknown:
+            raise ValueError(f"style_factors names {unknown}, which are not among the styles {style_names}")
         config = transformer_config(transformer)
+        if config.styles != 1:
+            raise ValueError("transformer.styles is set from the list of style images, not by hand")
+        if len(style_images) > 1:
+            config = TransformerConfig(**{**config.as_dict(), "styles": len(style_images)})
         transformer = config.as_dict()
-        style_name = style_name or Path(style_image).stem
+        style_name = style_name or (style_names[0] if len(style_images) == 1 else "multistyle")
         content_layers = dict(DEFAULT_CONTENT_LAYERS if content_layers is None else content_layers)
         style_layers = dict(DEFAULT_STYLE_LAYERS if style_layers is None else style_layers)
         self.save_hyperparameters()
+        self.style_names = style_names
         self.transformer = TransformerNet(config)
         if init_from is not None:
             start, _ = load_transformer(init_from)
@@ -104,7 +133,11 @@ class StyleTransferModule(pl.LightningModule):
                                  f"this run's {transformer}")
             self.transformer.load_state_dict(start.state_dict())
         self._perceptual: PerceptualLoss | None = None  # built in setup(); see _apply
-        self._style_file: Path | None = None
+        self._style_files: list[Path] = []
+
+    @property
+    def multistyle(self) -> bool:
+        return self.transformer.config.styles > 1
 
     # -- the loss network: built lazily, never registered, never saved --------------------
 
@@ -129,14 +162,20 @@ class StyleTransferModule(pl.LightningModule):
         return self._perceptual
 
     def build_loss(self, device: torch.device | str = "cpu") -> PerceptualLoss:
-        """Load the loss network and compute the style's Gram targets once (at ``style_size``)."""
+        """Load the loss network and compute each style's Gram targets once (at ``style_size``)."""
         hp = self.hparams
         loss = PerceptualLoss(
             loss_network=hp.loss_network, content_layers=hp.content_layers, style_layers=hp.style_layers,
             content_weight=hp.content_weight, style_weight=hp.style_weight, tv_weight=hp.tv_weight,
         ).to(device)
-        self._style_file = resolve_image(hp.style_image, "styles")
-        loss.set_style(load_image(self._style_file, hp.style_size)[None].to(device))
+        images = [hp.style_image] if isinstance(hp.style_image, str) else list(hp.style_image)
+        self._style_files = [resolve_image(image, "styles") for image in images]
+        styles = [load_image(path, hp.style_size)[None].to(device) for path in self._style_files]
+        if self.multistyle:
+            factors = hp.style_factors or {}
+            loss.set_styles(styles, [float(factors.get(name, 1.0)) for name in self.style_names])
+        else:
+            loss.set_style(styles[0])
         if self.use_channels_last(device):
             loss.to(memory_format=torch.channels_last)
         if hp.compile:
@@ -162,22 +201,50 @@ class StyleTransferModule(pl.LightningModule):
 
     # -- training ---------------------------------------------------------------------------
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.transformer(images)
+    def forward(self, images: Tensor, style: Tensor | int | None = None) -> Tensor:
+        return self.transformer(images, style)
 
-    def compute_loss(self, images: Tensor) -> LossTerms:
-        """Stylize a batch of photos and score it: the whole training computation of one step."""
+    def style_ids(self, batch: int, step: int) -> Tensor | None:
+        """The styles of a batch's samples: in turn across steps and DDP ranks, so each style gets an
+        equal share and a resumed run continues the same sequence. ``None`` for one style."""
+        if not self.multistyle:
+            return None
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._trainer is not None else (0, 1)
+        first = (step * world + rank) * batch
+        return (first + torch.arange(batch)) % self.transformer.config.styles
+
+    def compute_loss(self, images: Tensor, step: int = 0) -> LossTerms:
+        """Stylize a batch of photos and score it: the whole training computation of one step.
+
+        With ``shift_weight``, the stability term is part of ``total`` (and kept in ``terms.shift``).
+        """
         if self.use_channels_last(images.device):
             images = images.contiguous(memory_format=torch.channels_last)
+        ids = self.style_ids(images.shape[0], step)
+        ids = None if ids is None else ids.to(images.device)
         # Content targets in their own no-grad pass: running photos and outputs through VGG as
         # one batch would also push the photos through the backward pass (4 units of work, not 3).
         targets = self.perceptual.content_targets(images)
-        return self.perceptual(self.transformer(images), targets)
+        output = self.transformer(images, ids)
+        terms = self.perceptual(output, targets, style_ids=ids)
+        terms.shift = terms.total.new_zeros(())
+        if self.hparams.shift_weight:
+            shift = random_shift(step)
+            terms.shift = self.hparams.shift_weight * shift_consistency(self.transformer, images, output, shift, ids)
+            terms.total = terms.total + terms.shift
+        return terms
 
-    def _shared_step(self, images: Tensor, stage: str) -> Tensor:
-        terms = self.compute_loss(images)
+    @torch.no_grad()
+    def preview(self, photos: Tensor) -> list[Tensor]:
+        """The photos stylized: one batch per style (for sample grids)."""
+        if not self.multistyle:
+            return [self.transformer(photos).float()]
+        return [self.transformer(photos, index).float() for index in range(self.transformer.config.styles)]
+
+    def _shared_step(self, images: Tensor, stage: str, step: int) -> Tensor:
+        terms = self.compute_loss(images, step)
         metrics = {f"{stage}/total": terms.total, f"{stage}/content": terms.content,
-                   f"{stage}/style": terms.style, f"{stage}/tv": terms.tv}
+                   f"{stage}/style": terms.style, f"{stage}/tv": terms.tv, f"{stage}/shift": terms.shift}
         metrics.update({f"{stage}/style_{name}": value for name, value in terms.style_layers.items()})
         training = stage == "train"
         # Tensors, not floats: logging must not force a GPU sync every step.
@@ -190,10 +257,10 @@ class StyleTransferModule(pl.LightningModule):
         return terms.total
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")
+        return self._shared_step(batch, "train", self.global_step)
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "val")
+        return self._shared_step(batch, "val", batch_idx)  # the same styles and shifts at every validation
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -215,11 +282,17 @@ class StyleTransferModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the exact style file and its Gram targets (plain tensors) next to the weights."""
-        if self._perceptual is None or self._style_file is None:
+        """Record each exact style file and its Gram targets (plain tensors) next to the weights:
+        ``style`` for one style, ``styles`` (in the network's order) for several."""
+        if self._perceptual is None or not self._style_files:
             return
-        checkpoint["style"] = {
-            "file": str(self._style_file),
-            "sha256": hashlib.sha256(self._style_file.read_bytes()).hexdigest(),
-            "grams": {k: v[0].detach().float().cpu().contiguous() for k, v in self._perceptual.target_grams.items()},
-        }
+        records = [
+            {"name": name, "file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+             "grams": {k: v[index].detach().float().cpu().contiguous()
+                       for k, v in self._perceptual.target_grams.items()}}
+            for index, (name, path) in enumerate(zip(self.style_names, self._style_files, strict=True))
+        ]
+        if self.multistyle:
+            checkpoint["styles"] = records
+        else:
+            checkpoint["style"] = {k: v for k, v in records[0].items() if k != "name"}
