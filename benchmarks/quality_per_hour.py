@@ -1,15 +1,21 @@
-"""Quality per hour of training: equivalent Gatys iterations of a run's snapshots against the
-minutes of training that produced them.
+"""Quality per hour of training: a run's snapshots scored against the hours that produced them.
 
-``styletrans train ... --snapshots.every_minutes 4`` leaves ``RUN/snapshots/minute_*.ckpt`` and
-an ``index.json`` of (step, seconds). For each photo this script runs the Gatys optimization
-once, from the photo, under the run's own loss (as ``styletrans evaluate`` does), and scores
-every snapshot against that curve: the first iteration count at which Gatys reaches the
-snapshot's loss. Curves are cached per photo and loss, so adding a run of the same style
-costs only its forward passes.
+``styletrans train ... --snapshots.every_minutes 15`` leaves ``RUN/snapshots/minute_*.ckpt`` and an
+``index.json`` of (step, seconds). Every snapshot (every style of a multi-style one) is scored on each
+photo with the figures of ``styletrans evaluate``:
+
+* **style strength** and **content ratio** against the Gatys default result (the yardstick);
+* **equivalent iterations**: the first Gatys iteration, from the photo under the run's own loss, whose
+  loss is as low as the network's;
+* the **lattice** score and the **pan** number (1 px, grey levels).
+
+The Gatys runs depend only on the photo, the painting and the loss, so each runs once and is cached
+(``--cache``, JSON numbers only: the photos' derivatives are not committed); adding snapshots then costs
+only their forward passes. When the run's loss is the Gatys defaults' own, one run per photo gives both
+the curve and the default result.
 
     python benchmarks/quality_per_hour.py RUN [RUN ...] --content-dir ../shared/data/dev_eval \\
-        --limit 10 --size 256 --iterations 300 --label RUN=NAME
+        --limit 3 --size 256 --iterations 200 --label RUN=NAME [--seconds-per-step 1.1]
 """
 
 from __future__ import annotations
@@ -17,26 +23,28 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib
 import torch
-from common import cpu_name
+from common import cpu_name, write_json
+from torch import Tensor
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from styletrans.assets import resolve_image
-from styletrans.evaluation import Evaluator, equivalent_iterations, load_model
+from styletrans.evaluation import Evaluator, FastModel, equivalent_iterations
 from styletrans.evaluation.artifacts import lattice_score
-from styletrans.evaluation.metrics import summarize_equivalent
+from styletrans.evaluation.metrics import Losses, median, style_strength, summarize_equivalent
+from styletrans.evaluation.stability import pan_change
 from styletrans.images import find_images, load_image
+from styletrans.inference import TorchBackend
+from styletrans.models.checkpoint import load_transformer, model_metadata
+from styletrans.models.conditional import bake_style
 from styletrans.weights import cache_dir
-
-GATYS_MARKS = (10, 50, 100, 200)  # Gatys losses recorded beside each snapshot
 
 
 def snapshots(run: Path) -> list[dict]:
@@ -47,87 +55,151 @@ def snapshots(run: Path) -> list[dict]:
     return [{**entry, "path": run / "snapshots" / entry["file"]} for entry in entries]
 
 
-def curve_cache(evaluator: Evaluator, style: Path, photo: Path, size: int) -> Path:
-    """One file per (loss settings, style file, photo, size, iteration count)."""
-    key = json.dumps([asdict(evaluator.settings), hashlib.sha256(style.read_bytes()).hexdigest(),
-                      str(photo.resolve()), size], sort_keys=True)
-    return cache_dir() / "gatys_curves" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+def style_models(path: Path, device: torch.device) -> list[FastModel]:
+    """The snapshot as one ``FastModel`` per style (a multi-style snapshot baked style by style)."""
+    net, metadata = load_transformer(path)
+    if net.config.styles == 1:
+        return [FastModel(path, TorchBackend(net, device), metadata)]
+    training = metadata["training"]
+    models = []
+    for index, image in enumerate(training["style_image"]):
+        baked = bake_style(net, index)
+        style_meta = model_metadata({**training, "style_image": image, "style_name": Path(image).stem}, baked.config)
+        models.append(FastModel(path, TorchBackend(baked, device), style_meta))
+    return models
 
 
-def gatys_curve(evaluator: Evaluator, style: Path, photo: Path, size: int) -> list[float]:
-    cache = curve_cache(evaluator, style, photo, size)
-    if cache.is_file():
-        return json.loads(cache.read_text())["curve"]
+def _cache_file(cache: Path, *parts: object) -> Path:
+    key = json.dumps(parts, sort_keys=True, default=str)
+    return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
+def _identity(style: Path, photo: Path, size: int) -> list:
+    return [hashlib.sha256(style.read_bytes()).hexdigest(), photo.name, hashlib.sha256(photo.read_bytes()).hexdigest(),
+            size]
+
+
+def reference(evaluator: Evaluator, style: Path, photo: Path, size: int, cache: Path, curve: bool) -> dict:
+    """The Gatys default result's terms (the yardstick) and, with ``curve``, the Gatys curve under the run's
+    own loss, each cached. When the run's loss is the defaults' own, one run gives both."""
     content = load_image(photo, size)[None].to(evaluator.device)
-    targets = evaluator.loss.content_targets(content)
-    curve, seconds, _ = evaluator.run_gatys(content, targets)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"photo": str(photo), "curve": curve, "seconds": seconds}))
-    return curve
+    shared = evaluator.shared_run(tuple(content.shape[-2:]))
+    yardstick_path = _cache_file(cache, "yardstick", *_identity(style, photo, size))
+    curve_path = _cache_file(cache, "curve", asdict(evaluator.settings), *_identity(style, photo, size))
+    record = {"photo": photo.name, "style": style.name, "size": size}
+    if curve and curve_path.is_file():
+        record.update(json.loads(curve_path.read_text()))
+    elif curve:
+        start = time.perf_counter()
+        targets = evaluator.loss.content_targets(content)
+        values, seconds, images = evaluator.run_gatys(content, targets, () if shared is None else (shared,))
+        write_json(curve_path, {"curve": values, "seconds": seconds})
+        record.update(curve=values, seconds=seconds)
+        if shared is not None and not yardstick_path.is_file():
+            _write_yardstick(evaluator, content, images[shared], yardstick_path)
+        print(f"  gatys curve {style.stem} x {photo.name}: {time.perf_counter() - start:.0f} s")
+    if not yardstick_path.is_file():
+        start = time.perf_counter()
+        _write_yardstick(evaluator, content, evaluator.gatys_default(content), yardstick_path)
+        print(f"  gatys default {style.stem} x {photo.name}: {time.perf_counter() - start:.0f} s")
+    record.update(json.loads(yardstick_path.read_text()))
+    return record
 
 
-def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, device: torch.device,
+def _write_yardstick(evaluator: Evaluator, content: Tensor, default: Tensor, path: Path) -> None:
+    terms = evaluator.yardstick(content, content, default)
+    write_json(path, {"yardstick": {"photo": asdict(terms["photo"]), "gatys": asdict(terms["gatys"])},
+                      "gatys_lattice": lattice_score(default)})
+
+
+def score(model: FastModel, evaluator: Evaluator, content: Tensor, record: dict) -> dict:
+    """One network on one photo: the figures above (equivalent iterations only with a curve)."""
+    output = model.backend(content).float()
+    targets = evaluator.loss.content_targets(content.to(evaluator.device))
+    total = evaluator.losses(output, targets).total
+    fast = evaluator.yardstick(content, output, content)["fast"]
+    photo, gatys = (Losses(**record["yardstick"][k]) for k in ("photo", "gatys"))
+    return {"loss": total,
+            "equivalent_iterations": equivalent_iterations(record["curve"], total) if "curve" in record else None,
+            "style_strength": style_strength(photo.style, fast.style, gatys.style),
+            "content_ratio": fast.content / gatys.content if gatys.content > 0 else None,
+            "lattice": lattice_score(output), "pan_1px": pan_change(model.backend, content[0], 1)}
+
+
+def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, device: torch.device, cache: Path,
                  seconds_per_step: float | None = None) -> dict:
     entries = snapshots(run)
-    first = load_model(entries[0]["path"], device)
-    style_path = resolve_image(str(first.training["style_image"]), "styles")
-    style = load_image(style_path, first.training.get("style_size"))
-    evaluator = Evaluator(first, style, [iterations], device, use_lpips=False, progress=False)
-    curves = {}
-    for number, photo in enumerate(photos, 1):
-        start = time.perf_counter()
-        curves[photo] = gatys_curve(evaluator, style_path, photo, size)
-        print(f"  gatys curve {number}/{len(photos)} {photo.name}: {time.perf_counter() - start:.0f} s")
-    contents = {photo: load_image(photo, size)[None] for photo in photos}  # shared by every snapshot
-    targets = {photo: evaluator.loss.content_targets(content.to(device)) for photo, content in contents.items()}
+    styles = {}  # style name -> (evaluator, style file, photo contents, references)
+    for model in style_models(entries[0]["path"], device):
+        style_path = resolve_image(str(model.training["style_image"]), "styles")
+        style = load_image(style_path, model.training.get("style_size"))
+        evaluator = Evaluator(model, style, [max(1, iterations)], device, use_lpips=False, progress=False,
+                              yardstick_style=load_image(style_path, size), pan=False)
+        records = [reference(evaluator, style_path, photo, size, cache, iterations > 0) for photo in photos]
+        styles[model.style_name] = (evaluator, records)
+    contents = [load_image(photo, size)[None] for photo in photos]
     points = []
     for entry in entries:
-        net = load_model(entry["path"], device).backend
-        values, totals, lattice = [], [], []
-        for photo in photos:
-            output = net(contents[photo]).float()
-            total = evaluator.losses(output, targets[photo]).total
-            totals.append(total)
-            values.append(equivalent_iterations(curves[photo], total))
-            lattice.append(lattice_score(output))
-        summary = summarize_equivalent(values, iterations)
-        gatys_at = {n: statistics.fmean(curves[p][n] for p in photos) for n in GATYS_MARKS if n <= iterations}
+        per_style = {}
+        for model in style_models(entry["path"], device):
+            evaluator, records = styles[model.style_name]
+            scores = [score(model, evaluator, content, record)
+                      for content, record in zip(contents, records, strict=True)]
+            eq = summarize_equivalent([s["equivalent_iterations"] for s in scores], iterations)
+            per_style[model.style_name] = {
+                "equivalent_iterations": eq["median"], "reached": eq["reached"],
+                **{key: median(s[key] for s in scores) for key in ("style_strength", "content_ratio", "lattice",
+                                                                   "pan_1px", "loss")},
+                "photos": scores,
+            }
         # Runs that shared the cores are put on one clock: the steps at a standalone run's pace.
-        minutes = entry["step"] * seconds_per_step / 60 if seconds_per_step else entry["seconds"] / 60
-        points.append({"step": entry["step"], "minutes": minutes, "wall_minutes": entry["seconds"] / 60,
-                       "file": entry["file"],
-                       "equivalent_iterations": values, "median": summary["median"], "reached": summary["reached"],
-                       "loss": statistics.fmean(totals), "gatys_loss": gatys_at,
-                       "lattice": statistics.fmean(lattice)})
-        print(f"  {entry['file']}: step {entry['step']}, {minutes:.1f} min, "
-              f"median equivalent iterations {summary['median']}, loss {statistics.fmean(totals):.4g}, "
-              f"lattice {statistics.fmean(lattice):.3f}")
-    return {"run": str(run), "style": first.style_name, "training": first.training, "points": points}
+        hours = entry["step"] * seconds_per_step / 3600 if seconds_per_step else entry["seconds"] / 3600
+        points.append({"step": entry["step"], "hours": hours, "wall_hours": entry["seconds"] / 3600,
+                       "file": entry["file"], "styles": per_style})
+        line = ", ".join(f"{name} {_short(v['style_strength'])}/{_short(v['equivalent_iterations'])}"
+                         f"/{_short(v['pan_1px'])}" for name, v in per_style.items())
+        print(f"  {entry['file']} (step {entry['step']}, {hours:.2f} h): strength/equivalent/pan {line}")
+    gatys_lattice = {name: median(r["gatys_lattice"] for r in records) for name, (_, records) in styles.items()}
+    return {"run": str(run), "training": style_models(entries[0]["path"], device)[0].training,
+            "gatys_lattice": gatys_lattice, "points": points}
 
 
-def plot(results: list[dict], labels: dict[str, str], iterations: int, photo_lattice: float, path: Path) -> None:
-    """Left: equivalent iterations; right: the lattice score, both against training minutes."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), dpi=120)
+def _short(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}" if isinstance(value, float) and value < 10 else f"{value:.0f}"
+
+
+PANELS = (("style_strength", "style strength (median; 1 = Gatys defaults)", 0.6),
+          ("equivalent_iterations", "equivalent Gatys iterations (median)", 50),
+          ("lattice", "lattice score (median)", None),
+          ("pan_1px", "pan: change at 1 px (grey levels, median)", 1.0))
+
+
+def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Path) -> None:
+    """One panel per figure against training hours; a line per style (and per run)."""
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 4), dpi=110)
     for result in results:
-        xs = [p["minutes"] for p in result["points"]]
-        # A photo Gatys never caught up with counts as the cap, so the line stays on the chart.
-        ys = [iterations if p["median"] is None else p["median"] for p in result["points"]]
-        label = labels.get(result["run"], Path(result["run"]).name)
-        left.plot(xs, ys, marker="o", label=label)
-        right.plot(xs, [p["lattice"] for p in result["points"]], marker="o", label=label)
-    for n in (50, 100):
-        left.axhline(n, color="grey", linestyle=":", linewidth=1)
-        left.text(xs[0], n, f"Gatys@{n}", va="bottom", fontsize=8, color="grey")
-    right.axhline(photo_lattice, color="grey", linestyle=":", linewidth=1)
-    right.text(xs[0], photo_lattice, "the photos themselves", va="bottom", fontsize=8, color="grey")
-    left.set_ylabel("equivalent Gatys iterations (median)")
-    right.set_ylabel("lattice score (mean)")
-    for ax in (left, right):
-        ax.set_xlabel("training minutes (2 CPU cores)")
+        run_label = labels.get(result["run"], Path(result["run"]).name)
+        names = list(result["points"][0]["styles"])
+        for name in names:
+            xs = [p["hours"] for p in result["points"]]
+            label = name if len(results) == 1 else f"{run_label}: {name}"
+            for ax, (key, _, _) in zip(axes, PANELS, strict=True):
+                ys = [p["styles"][name][key] for p in result["points"]]
+                if key == "equivalent_iterations":  # never caught up: drawn at the cap, so the line stays on
+                    ys = [iterations if y is None else y for y in ys]
+                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+    for ax, (key, title, goal) in zip(axes, PANELS, strict=True):
+        if goal is not None:
+            ax.axhline(goal, color="grey", linestyle=":", linewidth=1)
+            ax.text(0, goal, "goal", va="bottom", fontsize=8, color="grey")
+        if key == "lattice":
+            gatys = median(v for r in results for v in r["gatys_lattice"].values())
+            ax.axhline(gatys, color="grey", linestyle=":", linewidth=1)
+            ax.text(0, gatys, "Gatys defaults", va="bottom", fontsize=8, color="grey")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("training hours (2 CPU cores)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    left.set_title("Loss, in L-BFGS iterations of Gatys from the photo", fontsize=10)
-    right.set_title("Dot lattice (styletrans.evaluation.artifacts)", fontsize=10)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -138,14 +210,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path, help="run directories with snapshots/")
     parser.add_argument("--content-dir", type=Path, required=True)
-    parser.add_argument("--limit", type=int, default=10)
+    parser.add_argument("--limit", type=int, default=3)
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--iterations", type=int, default=300, help="length of each Gatys curve")
+    parser.add_argument("--iterations", type=int, default=200,
+                        help="length of each Gatys curve under the run's loss; 0: no curve, no equivalent iterations")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seconds-per-step", type=float, default=None,
                         help="plot steps at this standalone pace instead of the snapshots' own clock "
                              "(for runs that shared the machine)")
     parser.add_argument("--label", action="append", default=[], metavar="RUN=NAME", help="legend name of a run")
+    parser.add_argument("--cache", type=Path, default=cache_dir() / "gatys_references",
+                        help="folder of cached Gatys runs (JSON)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/quality_per_hour.json"))
     parser.add_argument("--plot", type=Path, default=Path("models/quality_per_hour.png"))
     args = parser.parse_args()
@@ -157,16 +232,13 @@ def main() -> None:
     results = []
     for run in args.runs:
         print(f"{run}:")
-        results.append(evaluate_run(run, photos, args.size, args.iterations, device, args.seconds_per_step))
-    photo_lattice = statistics.fmean(lattice_score(load_image(p, args.size)) for p in photos)
-    payload = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "size": args.size,
-               "photo_lattice": photo_lattice,
-               "seconds_per_step": args.seconds_per_step,
-               "iterations": args.iterations, "photos": [p.name for p in photos], "runs": results}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=1) + "\n")
-    plot(results, labels, args.iterations, photo_lattice, args.plot)
-    print(f"wrote {args.json} and {args.plot}")
+        results.append(evaluate_run(run, photos, args.size, args.iterations, device, args.cache,
+                                    args.seconds_per_step))
+    write_json(args.json, {"cpu": cpu_name(), "threads": torch.get_num_threads(), "size": args.size,
+                           "seconds_per_step": args.seconds_per_step, "iterations": args.iterations,
+                           "photos": [p.name for p in photos], "runs": results})
+    plot(results, labels, args.iterations, args.plot)
+    print(f"wrote {args.plot}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from styletrans.assets import resolve_image
 from styletrans.atomic import OutputExistsError, atomic_path
 from styletrans.diagnostics.networks import Network, load_network
+from styletrans.diagnostics.plot import Tile, figure_png, tiles_figure
 from styletrans.images import ImageError, find_images, open_rgb, pil_to_tensor, resize_longest, resize_tensor
 
 PHOTO_SIZE = 512  # longest side the photo is read at; methods resize from there
@@ -75,15 +76,6 @@ class Terms:
 
 
 @dataclass
-class Tile:
-    """One picture of a panel: RGB (H, W, 3) or a map (H, W) drawn with ``cmap``."""
-
-    image: np.ndarray
-    title: str = ""
-    cmap: str | None = None
-
-
-@dataclass
 class Result:
     """What a method found: panel tiles (rows of ``Tile``) and a JSON-able summary."""
 
@@ -95,8 +87,6 @@ class Result:
     tile_inches: float = 2.4
 
     def figure(self):  # -> matplotlib.figure.Figure
-        from styletrans.diagnostics.plot import tiles_figure
-
         return tiles_figure(self.rows, self.title, self.tile_inches)
 
     def to_json(self) -> dict[str, Any]:
@@ -106,8 +96,6 @@ class Result:
              overwrite: bool = False, dpi: int = 80) -> tuple[Path, Path]:
         """Write the panel PNG (``dpi`` pixels per inch of panel) and the JSON summary
         (default: beside it) atomically."""
-        from styletrans.diagnostics.plot import figure_png
-
         png = Path(png)
         json_path = Path(json_path) if json_path is not None else png.with_suffix(".json")
         if png.suffix.lower() != ".png":

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from styletrans.diagnostics.base import Tile
 from styletrans.images import tensor_to_array as rgb  # the name every panel module imports
+
+
+@dataclass
+class Tile:
+    """One picture of a panel: RGB (H, W, 3) or a map (H, W) drawn with ``cmap``."""
+
+    image: np.ndarray
+    title: str = ""
+    cmap: str | None = None
 
 
 def signed(gradient: Tensor) -> np.ndarray:
