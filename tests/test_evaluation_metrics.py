@@ -176,6 +176,20 @@ def check_markdown_matches_json(markdown: str, report: dict) -> None:
         assert_cell(ratio_cell, summary["speed"]["speedup"][n])
     assert_cell(ratio_row[-1], summary["speed"]["speedup_at_equivalent"])
 
+    if any(im.get("yardstick") for im in images):
+        yardstick = tables["Style strength, content ratio and pan"]
+        for row, im in zip(yardstick, images, strict=False):
+            expected = [im["style_strength"], im["content_ratio"]]
+            expected += [im["yardstick"][k]["style"] for k in ("photo", "fast", "gatys")]
+            expected += [im["pan"].get(k) for k in ("fast_1px", "fast_4px", "photo_1px")]
+            for cell, value in zip(row[1:], expected, strict=True):
+                assert_cell(cell, value)
+        last = yardstick[-1]
+        assert_cell(last[1], summary["style_strength"])
+        assert_cell(last[2], summary["content_ratio"])
+        for cell, key in zip(last[6:], ("fast_1px", "fast_4px", "photo_1px"), strict=True):
+            assert_cell(cell, summary["pan"].get(key))
+
     similarity = next(rows for name, rows in tables.items() if name.startswith("Similarity"))
     for row, entry in zip(similarity, [*(im["similarity"] for im in images), summary["similarity"]], strict=True):
         for cell, key in zip(row[1:], ("ssim", "psnr", "lpips"), strict=True):
@@ -222,3 +236,38 @@ def test_lpips_is_skipped_with_a_note_when_its_weights_are_not_cached(tmp_path, 
     module, note = load_lpips()
     assert module is None
     assert "vgg16-torchvision" in note and "styletrans weights fetch" in note
+
+
+def test_style_strength_is_0_at_the_photo_1_at_the_reference_and_log_scaled_between() -> None:
+    from styletrans.evaluation.metrics import style_strength
+
+    assert style_strength(1000.0, 1000.0, 10.0) == 0.0
+    assert style_strength(1000.0, 10.0, 10.0) == 1.0
+    assert style_strength(1000.0, 100.0, 10.0) == pytest.approx(0.5)  # halfway on a log scale
+    assert style_strength(1000.0, 1.0, 10.0) == pytest.approx(1.5)  # past the reference
+    assert style_strength(1000.0, 100.0, 2000.0) is None  # a reference no better than the photo says nothing
+
+
+def test_strength_content_ratio_and_pan_are_medians_in_the_summary_and_the_markdown() -> None:
+    counts = [1]
+    results = []
+    for index, (fast_style, fast_content, pan) in enumerate([(100.0, 3.0, 2.0), (10.0, 1.0, 8.0), (1000.0, 2.0, 1.0)]):
+        result = evaluation(f"{index}.jpg", 1.0, [2.0, 1.0], 1.0, 1.0, counts)
+        result.yardstick = {"photo": Losses(1e4, 0.0, 1e4, 0.0), "fast": Losses(0.0, fast_content, fast_style, 0.0),
+                            "gatys": Losses(0.0, 2.0, 10.0, 0.0)}
+        result.pan = {"fast_1px": pan, "fast_4px": 0.5, "photo_1px": 3.0}
+        results.append(result)
+    assert [r.style_strength for r in results] == pytest.approx([2 / 3, 1.0, 1 / 3])
+    assert [r.content_ratio for r in results] == [1.5, 0.5, 1.0]
+    summary = summarize(results, counts)
+    assert summary["style_strength"] == pytest.approx(2 / 3) and summary["content_ratio"] == 1.0
+    assert summary["pan"] == {"fast_1px": 2.0, "fast_4px": 0.5, "photo_1px": 3.0}
+    setup = {"command": "c", "content_dir": "p", "size": 48, "device": "cpu", "threads": 2, "style_image": "s.png",
+             "style_size": 64, "model": {"path": "m.onnx", "style_name": "m", "runtime": "r", "transformer": {}},
+             "loss": {"loss_network": "random", "content_layers": {}, "style_layers": {}, "content_weight": 1.0,
+                      "style_weight": 1.0, "tv_weight": 0.0, "relative_style": False, "optimizer": "lbfgs", "lr": 1.0}}
+    report = build_report(results, counts, setup, panels=[f"panels/{i}.png" for i in range(3)])
+    markdown = render_markdown(report)
+    assert "**0.6667**, with a content term **1x**" in markdown
+    assert "**2** at 1 px, 0.5 at 4 px" in markdown
+    check_markdown_matches_json(markdown, report)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from styletrans.cli import main
 from styletrans.evaluation import equivalent_iterations, gatys_settings, load_model
+from styletrans.evaluation.metrics import style_strength
 from styletrans.export import export_onnx
 from styletrans.models.checkpoint import load_transformer, write_checkpoint
 from styletrans.models.transformer import TransformerConfig, TransformerNet
@@ -47,7 +48,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def report_dir(workspace: Path) -> Path:
     out = workspace / "report"
     code = main(["evaluate", "--model", str(workspace / "tiny.ckpt"), "--content-dir", str(workspace / "photos"),
-                 "--report-dir", str(out), "--size", "40", "--iterations", ",".join(map(str, COUNTS)), "--quiet"])
+                 "--report-dir", str(out), "--size", "40", "--iterations", ",".join(map(str, COUNTS)), "--quiet",
+                 "--yardstick-iterations", "4"])
     assert code == 0
     return out
 
@@ -84,8 +86,21 @@ def test_curves_snapshots_and_equivalent_iterations_agree(report: dict) -> None:
         similarity = image["similarity"]
         assert similarity["gatys_iterations"] == 4 and -1 <= similarity["ssim"] <= 1 and similarity["psnr"] > 0
         assert set(image["artifacts"]) == {"lattice", "dots"}
+        # The yardstick: photo, fast output and the Gatys default result under the defaults' loss.
+        yardstick = image["yardstick"]
+        assert set(yardstick) == {"photo", "fast", "gatys"} and yardstick["photo"]["content"] == 0
+        assert yardstick["gatys"]["total"] < yardstick["photo"]["total"]  # the default run did optimize
+        assert image["style_strength"] == style_strength(*(yardstick[k]["style"] for k in ("photo", "fast", "gatys")))
+        assert image["content_ratio"] == pytest.approx(yardstick["fast"]["content"] / yardstick["gatys"]["content"])
         assert all(set(scores) == {"photo", "fast", "gatys"} for scores in image["artifacts"].values())
         assert all(0 <= value <= 1 for scores in image["artifacts"].values() for value in scores.values())
+
+
+def test_the_pan_is_measured_where_the_photo_is_wide_enough(report: dict) -> None:
+    wide, narrow = report["images"]  # 40 and 32 px wide
+    assert set(wide["pan"]) == {"fast_1px", "fast_4px", "photo_1px"} and wide["pan"]["fast_1px"] > 0
+    assert narrow["pan"] == {}
+    assert report["summary"]["pan"]["fast_1px"] == wide["pan"]["fast_1px"]
 
 
 def test_fast_loss_is_the_training_loss(workspace: Path, report: dict) -> None:
@@ -123,7 +138,8 @@ def test_onnx_model_carries_the_same_loss(workspace: Path, tmp_path: Path) -> No
     assert gatys_settings(from_onnx, 300) == gatys_settings(from_ckpt, 300)
 
     code = main(["evaluate", "--model", str(onnx_path), "--content-dir", str(workspace / "photos" / "nested"),
-                 "--report-dir", str(tmp_path / "report"), "--size", "32", "--iterations", "1", "--quiet"])
+                 "--report-dir", str(tmp_path / "report"), "--size", "32", "--iterations", "1", "--quiet",
+                 "--yardstick-iterations", "2"])
     assert code == 0
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["model"]["runtime"].startswith("ONNX Runtime")

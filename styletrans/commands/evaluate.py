@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="longest side of the style image (default: the size the model was trained with)")
     p.add_argument("--iterations", default="50,100,300,500",
                    help="Gatys iteration counts to report; one run to the largest per photo (default: 50,100,300,500)")
+    p.add_argument("--yardstick-iterations", type=int, default=None, metavar="N",
+                   help="iterations of the Gatys default result that the style strength is measured against "
+                   "(default: `styletrans optimize`'s own; fewer for a quick look)")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs",
                    help="Gatys' optimizer (default: lbfgs, as Johnson et al. compare)")
     p.add_argument("--lr", type=float, default=None, help="step size (default: 1 for lbfgs, 0.02 for adam)")
@@ -49,7 +52,8 @@ def command_line(args: argparse.Namespace, style: str) -> str:
              "--size", str(args.size), "--iterations", args.iterations]
     if args.optimizer != "lbfgs":
         parts += ["--optimizer", args.optimizer]
-    optional = {"--lr": args.lr, "--style-size": args.style_size, "--limit": args.limit, "--threads": args.threads}
+    optional = {"--lr": args.lr, "--style-size": args.style_size, "--limit": args.limit, "--threads": args.threads,
+                "--yardstick-iterations": args.yardstick_iterations}
     for flag, value in optional.items():
         if value is not None:
             parts += [flag, str(value)]
@@ -79,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     counts = parse_iterations(args.iterations)
     if args.size < MIN_SIZE:
         raise ValueError(f"--size must be at least {MIN_SIZE} pixels, got {args.size}")
-    for flag, value in (("--limit", args.limit), ("--threads", args.threads)):
+    for flag, value in (("--limit", args.limit), ("--threads", args.threads),
+                        ("--yardstick-iterations", args.yardstick_iterations)):
         if value is not None and value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     if not args.content_dir.is_dir():
@@ -108,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     lr = args.lr if args.lr is not None else (1.0 if args.optimizer == "lbfgs" else 0.02)
     evaluator = Evaluator(model, style, counts, device, optimizer=args.optimizer, lr=lr,
                           use_lpips=not args.no_lpips, progress=not args.quiet,
-                          yardstick_style=load_image(style_path, args.size))  # the painting at the output size
+                          yardstick_style=load_image(style_path, args.size),  # the painting at the output size
+                          yardstick_iterations=args.yardstick_iterations)
     print(f"evaluating {model.describe()} against {max(counts)} Gatys iterations on {len(photos)} photo(s), "
           f"{args.size} px, {device}")
 

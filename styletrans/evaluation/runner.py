@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +126,11 @@ class Evaluator:
 
     def __init__(self, model: FastModel, style: Tensor, counts: list[int], device: torch.device, *,
                  optimizer: str = "lbfgs", lr: float = 1.0, use_lpips: bool = True, progress: bool = True,
-                 yardstick_style: Tensor | None = None, pan: bool = True) -> None:
+                 yardstick_style: Tensor | None = None, yardstick_iterations: int | None = None,
+                 pan: bool = True) -> None:
         """``style``: the painting at the model's training size; ``yardstick_style``: at the output size,
-        for the style strength (default: ``style``); ``pan``: measure the pan number."""
+        for the style strength (default: ``style``); ``yardstick_iterations``: the Gatys default result's
+        iterations at the output size (default: the defaults' own); ``pan``: measure the pan number."""
         self.model, self.counts, self.device, self.progress, self.pan = model, sorted(counts), device, progress, pan
         self.reference = nearest(self.counts)
         self.settings = gatys_settings(model, max(self.counts), optimizer, lr)
@@ -137,14 +139,24 @@ class Evaluator:
         self.loss.set_style(self.style.to(device))
         yardstick_style = self.style if yardstick_style is None else yardstick_style
         self.yardstick_style = yardstick_style[None] if yardstick_style.dim() == 3 else yardstick_style
-        self.yardstick_loss = GatysSettings().build_loss(device)
+        # The defaults' layers and weights on the model's own loss network (the same VGG for every real model).
+        self.yardstick_settings = replace(GatysSettings(), loss_network=self.settings.loss_network)
+        self.yardstick_iterations = yardstick_iterations
+        self.yardstick_loss = self.yardstick_settings.build_loss(device)
         self.yardstick_loss.set_style(self.yardstick_style.to(device))
         self.lpips, self.lpips_note = load_lpips(device) if use_lpips else (None, "LPIPS not computed (--no-lpips)")
+
+    def default_settings(self, hw: tuple[int, int]) -> GatysSettings:
+        """The settings of the Gatys default result at ``hw``, on the model's loss network."""
+        settings = replace(default_settings(hw), loss_network=self.yardstick_settings.loss_network)
+        if self.yardstick_iterations is not None:
+            settings = replace(settings, iterations=self.yardstick_iterations)
+        return settings
 
     def shared_run(self, hw: tuple[int, int]) -> int | None:
         """The iteration count of the Gatys default result inside this evaluation's own run, when the model's
         loss, painting and optimizer are the defaults' (so one run gives both); None otherwise."""
-        defaults = default_settings(hw)
+        defaults = self.default_settings(hw)
         same = all(getattr(defaults, key) == getattr(self.settings, key) for key in RUN_KEYS)
         fits = not defaults.coarse_iterations and defaults.iterations <= max(self.counts)
         same_style = self.style.shape == self.yardstick_style.shape and torch.equal(self.style, self.yardstick_style)
@@ -152,7 +164,7 @@ class Evaluator:
 
     def gatys_default(self, content: Tensor) -> Tensor:
         """The Gatys default result of ``content`` (1, 3, H, W) on ``device``: ``styletrans optimize``'s."""
-        settings = default_settings(tuple(content.shape[-2:]))
+        settings = self.default_settings(tuple(content.shape[-2:]))
         return run_gatys(content, self.yardstick_style, settings, device=self.device, loss=self.yardstick_loss,
                          progress=self.progress).image
 
