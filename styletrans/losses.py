@@ -201,8 +201,7 @@ class PerceptualLoss(nn.Module):
                     loss = style_loss(gram_matrix(features[name]), target)
                 else:  # each sample against its own style, weighted by that style's factor
                     per_sample = (gram_matrix(features[name]) - target[style_ids]).pow(2).mean((1, 2))
-                    factors = self.style_factors.to(image.device)[style_ids] if self.style_factors is not None \
-                        else 1.0
+                    factors = 1.0 if self.style_factors is None else self.style_factors.to(image.device)[style_ids]
                     loss = (per_sample * factors).mean()
                 style_by_layer[name] = self.style_weight * w * self.style_scales[name] * loss
         style = sum(style_by_layer.values(), zero)

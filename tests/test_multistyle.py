@@ -20,6 +20,7 @@ from styletrans.models.checkpoint import infer_config, load_transformer, write_c
 from styletrans.models.conditional import ConditionalInstanceNorm2d, bake_style, mix_weights, style_weights
 from styletrans.models.transformer import TransformerConfig, TransformerNet
 from styletrans.training.cli import main as train_main
+from styletrans.training.module import StyleTransferModule
 from styletrans.training.stability import random_shift, shift_consistency
 from styletrans.vgg import VGGFeatures
 from tests.conftest import make_photo
@@ -190,6 +191,10 @@ def test_a_multistyle_run_trains_every_style_and_records_them(multistyle_run: tu
     assert not torch.equal(records[0]["grams"]["relu1_2"], records[1]["grams"]["relu1_2"])
     with Image.open(run_dir / "samples" / "step_000020.png") as grid:
         assert grid.height == 3 * 32 + 4 * 2  # the photos, then a row per style
+    loaded = StyleTransferModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x, 1), module.transformer.cpu()(x, 1), atol=1e-6)
 
 
 def test_a_multistyle_checkpoint_exports_one_verified_model_per_style(multistyle_run: tuple[Path, object],

@@ -115,10 +115,9 @@ class StyleTransferModule(pl.LightningModule):
         if unknown:
             raise ValueError(f"style_factors names {unknown}, which are not among the styles {style_names}")
         config = transformer_config(transformer)
-        if config.styles != 1:
-            raise ValueError("transformer.styles is set from the list of style images, not by hand")
-        if len(style_images) > 1:
-            config = TransformerConfig(**{**config.as_dict(), "styles": len(style_images)})
+        if config.styles not in (1, len(style_images)):  # a saved config states it; otherwise the list does
+            raise ValueError(f"transformer.styles is {config.styles}, but {len(style_images)} style image(s) are given")
+        config = TransformerConfig(**{**config.as_dict(), "styles": len(style_images)})
         transformer = config.as_dict()
         style_name = style_name or (style_names[0] if len(style_images) == 1 else "multistyle")
         content_layers = dict(DEFAULT_CONTENT_LAYERS if content_layers is None else content_layers)
