@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=Path, default=REPO.parent / "shared" / "data" / "dev_eval")
     parser.add_argument("--limit", type=int, default=200, help="photos to use (default: 200)")
-    parser.add_argument("--model", default=str(REPO / "models" / "starry_night.onnx"))
+    parser.add_argument("--model", default=str(REPO / "styletrans" / "assets" / "models" / "starry_night.onnx"))
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray (default: 2)")
     parser.add_argument("--rounds", type=int, default=1, help="ABBA rounds: 2 runs of each per round (default: 1)")
     parser.add_argument("--json", type=Path, default=ROOT / "results" / "batch.json")

@@ -2,7 +2,7 @@
 
     python benchmarks/quantize_quality.py --content-dir ../shared/data/dev_eval --limit 20
 
-For each ``models/STYLE.onnx`` with a ``models/STYLE.int8.onnx`` beside it (written by
+For each bundled ``STYLE.onnx`` (``styletrans/assets/models/``) with its ``STYLE.int8.onnx`` beside it (written by
 ``styletrans quantize``), on each photo (first ``--limit`` of the folder, sorted):
 
 - SSIM of the int8 output against the fp32 output (the fp16 model widened to fp32, exactly
@@ -82,7 +82,7 @@ def evaluate_style(model_path: Path, int8: Path, photos: list[Path], size: int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models-dir", type=Path, default=ROOT.parent / "models")
+    parser.add_argument("--models-dir", type=Path, default=ROOT.parent / "styletrans" / "assets" / "models")
     parser.add_argument("--content-dir", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--size", type=int, default=None, help="longest side (default: the photos' own)")

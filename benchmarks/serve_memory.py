@@ -1,6 +1,6 @@
 """Resident memory of the server's network calls per request size, and what bounds it.
 
-    python benchmarks/serve_memory.py                       # models/starry_night.onnx and its int8 variant
+    python benchmarks/serve_memory.py                       # the bundled starry_night.onnx and its int8 variant
     python benchmarks/serve_memory.py --sizes 512 1024 2048 --modes arena no-arena shrink
 
 Each (model, memory mode) runs in a fresh subprocess that loads the model the way
@@ -32,6 +32,7 @@ from pathlib import Path
 from common import cpu_name, write_json
 
 ROOT = Path(__file__).resolve().parent
+BUNDLED = ROOT.parent / "styletrans" / "assets" / "models"  # the bundled styles, package data
 MODES = ("arena", "shrink", "no-arena")
 
 
@@ -69,8 +70,7 @@ def worker(model: str, mode: str, steps: list[str], idle: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", type=Path,
-                        default=[ROOT.parent / "models" / "starry_night.onnx",
-                                 ROOT.parent / "models" / "starry_night.int8.onnx"])
+                        default=[BUNDLED / "starry_night.onnx", BUNDLED / "starry_night.int8.onnx"])
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--steps", nargs="+",
                         default=["512x512b1", "1024x1024b1", "2048x1365b1", "2048x2048b1", "1024x1024b4",

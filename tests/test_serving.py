@@ -471,6 +471,41 @@ def test_serve_defaults_to_the_bundled_models(models_dir: Path, tmp_path: Path,
     assert settings_from_args(explicit).models_dir == tmp_path
 
 
+def test_with_bundled_adds_the_bundled_styles_after_the_folder(models_dir: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from styletrans.cli import build_parser
+    from styletrans.commands.serve import settings_from_args
+
+    def dirs(*flags: str) -> tuple[Path, ...]:
+        return settings_from_args(build_parser().parse_args(["serve", *flags])).models_dirs
+
+    monkeypatch.setattr(registry, "bundled_models_dir", lambda: models_dir)
+    assert dirs("--models-dir", str(tmp_path), "--with-bundled") == (tmp_path, models_dir)
+    assert dirs("--models-dir", str(tmp_path)) == (tmp_path,)  # without the flag, only the folder asked for
+    assert dirs("--with-bundled") == dirs() == (models_dir,)  # the bundled folder once
+
+
+def test_a_users_model_hides_the_bundled_one_of_its_name_while_it_is_there(models_dir: Path, tmp_path: Path) -> None:
+    """The Docker image's default: an empty (or absent-then-mounted) folder before the bundled styles."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    data = jpeg()
+    with serve(mine, extra_models_dirs=(models_dir,), reload_interval_s=0.05) as (client, server):
+        store = server.app.state.service.store
+        assert client.get("/health/ready").json() == {"status": "ready", "styles": len(STYLES)}  # empty: bundled only
+        assert store.hidden == {}
+        shutil.copy(models_dir / "candy.onnx", mine / ".wave.tmp")  # other weights, under a bundled name
+        (mine / ".wave.tmp").rename(mine / "wave.onnx")
+        wait_until(lambda: store.models["wave"].path == mine / "wave.onnx", "the user's wave")
+        assert store.hidden == {"wave": (mine / "wave.onnx", [models_dir / "wave.onnx"])}
+        assert np.abs(decoded(post(client, "wave", data)) - expected(models_dir, "candy", data)).max() <= 1
+        assert sorted(store.models) == sorted(STYLES)  # the others still come from the bundled folder
+        (mine / "wave.onnx").unlink()
+        wait_until(lambda: store.models["wave"].path == models_dir / "wave.onnx", "the bundled wave again")
+        assert np.abs(decoded(post(client, "wave", data)) - expected(models_dir, "wave", data)).max() <= 1
+        assert store.hidden == {}
+
+
 def test_serve_command_refuses_a_folder_without_models(models_dir: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture) -> None:

@@ -211,6 +211,19 @@ def test_cli_stylizes_with_a_bundled_model_by_name(bundled: Path, photo_dir: Pat
     assert _outputs(out) == ["photo0_tiny.png"]
 
 
+def test_cli_runs_the_users_model_of_a_bundled_name_and_says_so(bundled: Path, photo_dir: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "tiny.onnx").write_bytes((bundled / "tiny.onnx").read_bytes())
+    out = tmp_path / "out"
+    assert main(["stylize", "-m", "tiny", "--models-dir", str(mine), str(photo_dir / "photo0.png"), "-o", str(out),
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: model 'tiny': using {mine / 'tiny.onnx'}, which hides the bundled {bundled / 'tiny.onnx'}\n" in err
+    assert f"model {mine / 'tiny.onnx'}: " in err and _outputs(out) == ["photo0_tiny.png"]
+
+
 def _outputs(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 

@@ -16,10 +16,10 @@ GAP = 4
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo", help="stylize the bundled photos with every bundled style (one picture grid)",
-        description="Stylize the photos bundled with styletrans with every model in the bundled models/ folder "
-        "(or --models-dir) in one pass each, on ONNX Runtime, and write a grid: the paintings across the top, "
-        "one row per photo. The Gatys optimization demo is `styletrans optimize --content chelsea --style "
-        "starry_night` (`make demo-gatys`).",
+        description="Stylize the photos bundled with styletrans with every style bundled with it "
+        "(or every model in --models-dir) in one pass each, on ONNX Runtime, and write a grid: the paintings "
+        "across the top, one row per photo. The Gatys optimization demo is `styletrans optimize --content "
+        "chelsea --style starry_night` (`make demo-gatys`).",
     )
     p.add_argument("--output", "-o", type=Path, default=Path("out/demo.jpg"), help="grid image (default: out/demo.jpg)")
     p.add_argument("--models-dir", type=Path, default=None, help="folder of .onnx models (default: bundled)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from styletrans.serving.settings import ADMIN_TOKEN_ENV, API_KEY_ENV, ServeSettings
@@ -13,14 +14,17 @@ DEFAULTS = ServeSettings(models_dir=Path("models"))
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve", help="serve the ONNX models of a folder over HTTP (batching, limits, metrics)",
-        description="Serve every .onnx model in --models-dir (default: the bundled models/) by style name "
-        "(the file name without .onnx): POST /v1/stylize/STYLE, GET /v1/styles, /health/live, /health/ready, "
-        "/metrics. Concurrent requests for the same style and image size run as one batch. Files added, "
+        description="Serve every .onnx model in --models-dir (default: the styles bundled with styletrans) "
+        "by style name (the file name without .onnx): POST /v1/stylize/STYLE, GET /v1/styles, /health/live, "
+        "/health/ready, /metrics. Concurrent requests for the same style and image size run as one batch. Files added, "
         "replaced or removed in the folder are picked up while serving. See serve/README.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--models-dir", type=Path, default=None,
-                   help="folder of exported .onnx models; without it, the checkout's bundled models/")
+                   help="folder of exported .onnx models; without it, the styles bundled with styletrans")
+    p.add_argument("--with-bundled", action="store_true",
+                   help="serve the bundled styles too, after --models-dir's: a model in --models-dir wins a name "
+                   "(a note says so); the folder may be empty (the Docker image's default)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=DEFAULTS.workers,
@@ -65,8 +69,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     from styletrans.inference.registry import bundled_models_dir  # imports torch: not for every `--help`
 
+    bundled = bundled_models_dir()
+    models_dir = args.models_dir or bundled
+    extra = (bundled,) if args.with_bundled and models_dir.resolve() != bundled.resolve() else ()
     return ServeSettings(
-        models_dir=args.models_dir or bundled_models_dir(), provider=args.provider, precision=args.precision,
+        models_dir=models_dir, extra_models_dirs=extra, provider=args.provider, precision=args.precision,
         workers=args.workers,
         threads=args.threads, max_batch_size=args.max_batch_size, batch_timeout_ms=args.batch_timeout_ms,
         max_queue=args.max_queue, request_timeout_s=args.request_timeout, max_body_bytes=int(args.max_body_mb * 2**20),
@@ -102,11 +109,13 @@ def run(args: argparse.Namespace) -> int:
     report = service.store.reload()
     if not service.store.models:
         problems = "".join(f"\n  {name}: {why}" for name, why in report.failed.items())
-        raise CommandError(f"no usable .onnx model in {settings.models_dir}; {what_to_serve(settings.models_dir)}"
-                           f"{problems}")
+        where = ", ".join(map(str, settings.models_dirs))
+        raise CommandError(f"no usable .onnx model in {where}; {what_to_serve(settings.models_dir)}{problems}")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name, model in sorted(service.store.models.items()):
         print(f"style {name}: {model.stylizer.describe()}")
+    for name, (served, hidden) in sorted(service.store.hidden.items()):
+        print(f"note: style {name!r}: serving {served}, which hides {', '.join(map(str, hidden))}", file=sys.stderr)
     auth = "bearer token required" if settings.api_key else "no auth"
     print(f"serving {len(service.store.models)} styles on http://{args.host}:{args.port} ({auth}); "
           f"batches of up to {settings.max_batch_size}, {settings.workers} worker(s)")

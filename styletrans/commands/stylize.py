@@ -30,8 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", required=True,
                    help="an .onnx or .ckpt file, or a model name from the model directories")
     p.add_argument("--models-dir", type=Path, default=None,
-                   help="where to look up models by name (default: ./models, the checkout's models/, "
-                   "~/.cache/styletrans/models)")
+                   help="a folder searched first for --model by name; then ./models, ~/.cache/styletrans/models "
+                   "and the styles bundled with styletrans (a user's model of a bundled name wins, with a note)")
     p.add_argument("--output-dir", "-o", type=Path, required=True, help="folder for the results")
     p.add_argument("--size", type=int, default=None, help="longest side of the output (default: the input's)")
     p.add_argument("--preserve-color", action="store_true",

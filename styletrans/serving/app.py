@@ -57,7 +57,7 @@ class Service:
 
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
-        self.store = ModelStore(settings.models_dir, self.load_model, settings.precision)
+        self.store = ModelStore(settings.models_dirs, self.load_model, settings.precision)
         self.metrics = Metrics(settings.max_batch_size)
         self.batcher = Batcher(self._run_batch, max_batch_size=settings.max_batch_size,
                                batch_timeout_s=settings.batch_timeout_ms / 1000, workers=settings.workers,
@@ -169,7 +169,8 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.reload()  # a no-op for files already loaded
         if not service.store.models:
-            raise ModelError(f"no usable .onnx model in {settings.models_dir}: {service.store.errors or 'none found'}; "
+            where = ", ".join(map(str, settings.models_dirs))
+            raise ModelError(f"no usable .onnx model in {where}: {service.store.errors or 'none found'}; "
                              f"{missing_model_hint()}")
         await service.batcher.start()
         watcher = asyncio.create_task(service.watch_models()) if settings.reload_interval_s > 0 else None

@@ -1,4 +1,5 @@
-"""The served models: one ``Stylizer`` (one ONNX Runtime session) per ``.onnx`` file in a folder.
+"""The served models: one ``Stylizer`` (one ONNX Runtime session) per ``.onnx`` file in a folder
+(or in several: the first folder that has a style serves it, ``serve --with-bundled``).
 
 A style's name is its file name without ``.onnx``. Names are checked against a strict
 pattern and looked up in a dict, so a URL's style name never reaches the file system.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,23 @@ def scan(models_dir: Path, precision: str = "auto") -> dict[str, tuple[Path, Sig
     return found
 
 
+def scan_all(models_dirs: Sequence[Path], precision: str = "auto"
+             ) -> tuple[dict[str, tuple[Path, Signature]], dict[str, tuple[Path, list[Path]]]]:
+    """``scan`` over several folders, the first that has a style winning it (missing folders are
+    skipped), and ``{style: (file served, [files of that name it hides])}`` for the notes that say so."""
+    found: dict[str, tuple[Path, Signature]] = {}
+    hidden: dict[str, tuple[Path, list[Path]]] = {}
+    for directory in models_dirs:
+        if not directory.is_dir():
+            continue
+        for name, entry in scan(directory, precision).items():
+            if name in found:
+                hidden.setdefault(name, (found[name][0], []))[1].append(entry[0])
+            else:
+                found[name] = entry
+    return found, hidden
+
+
 @dataclass(frozen=True)
 class ServedModel:
     name: str
@@ -85,14 +103,20 @@ class ReloadReport:
 
 
 class ModelStore:
-    """Thread-safe ``{style: ServedModel}``; readers get an immutable snapshot."""
+    """Thread-safe ``{style: ServedModel}``; readers get an immutable snapshot.
 
-    def __init__(self, models_dir: Path, load: Callable[[Path], Stylizer], precision: str = "auto") -> None:
-        self.models_dir = models_dir
+    ``models_dir``: one folder, or several where the first that has a style serves it. The
+    first folder must exist; later ones (the bundled styles) are skipped while missing."""
+
+    def __init__(self, models_dir: Path | Sequence[Path], load: Callable[[Path], Stylizer],
+                 precision: str = "auto") -> None:
+        self.models_dirs = [models_dir] if isinstance(models_dir, Path) else list(models_dir)
+        self.models_dir = self.models_dirs[0]
         self.precision = precision
         self._load = load
         self._models: dict[str, ServedModel] = {}
-        self._failed: dict[str, tuple[Signature, str]] = {}  # style -> (signature that failed, why)
+        self._failed: dict[str, tuple[Path, Signature, str]] = {}  # style -> (file, signature that failed, why)
+        self._hidden: dict[str, tuple[Path, list[Path]]] = {}
         self._lock = threading.Lock()  # one reload at a time; lookups need no lock
 
     @property
@@ -101,7 +125,12 @@ class ModelStore:
 
     @property
     def errors(self) -> dict[str, str]:
-        return {name: why for name, (_, why) in self._failed.items()}
+        return {name: why for name, (_, _, why) in self._failed.items()}
+
+    @property
+    def hidden(self) -> dict[str, tuple[Path, list[Path]]]:
+        """``{style: (file served, [files of that name in later folders])}`` as of the last reload."""
+        return self._hidden
 
     def get(self, name: str) -> ServedModel | None:
         return self._models.get(name) if valid_style_name(name) else None
@@ -112,15 +141,15 @@ class ModelStore:
             report = ReloadReport()
             if not self.models_dir.is_dir():
                 raise ModelError(f"{self.models_dir}: models directory does not exist")
-            on_disk = scan(self.models_dir, self.precision)
+            on_disk, hidden = scan_all(self.models_dirs, self.precision)
             models = {name: m for name, m in self._models.items() if name in on_disk}
             report.removed = sorted(set(self._models) - set(on_disk))
             self._failed = {n: f for n, f in self._failed.items() if n in on_disk}
             for name, (path, signature) in on_disk.items():
                 current = models.get(name)
-                if current is not None and current.signature == signature:
+                if current is not None and (current.path, current.signature) == (path, signature):
                     continue
-                if name in self._failed and self._failed[name][0] == signature:
+                if name in self._failed and self._failed[name][:2] == (path, signature):
                     continue  # same bytes that failed before: wait until the file changes
                 try:
                     models[name] = ServedModel(name, path, signature, self._load(path))
@@ -129,22 +158,26 @@ class ModelStore:
                 except (ModelError, OSError) as exc:
                     log.error("cannot load style %r: %s", name, exc)
                     why = str(exc).replace(str(path), path.name)  # clients see errors: no server paths
-                    self._failed[name] = (signature, why)
+                    self._failed[name] = (path, signature, why)
                     report.failed[name] = why
-            self._models = models
+            for name in hidden.keys() - self._hidden.keys():  # `serve` prints those found at start-up
+                served, others = hidden[name]
+                log.info("style %r: serving %s, which hides %s", name, served, ", ".join(map(str, others)))
+            self._models, self._hidden = models, hidden
             for name in report.loaded:
                 log.info("loaded style %r (%s)", name, models[name].stylizer.describe())
             for name in report.removed:
                 log.info("removed style %r", name)
             return report
 
-    def signature(self) -> dict[str, Signature]:
-        """What is on disk now (cheap: one ``stat`` per file); compare to decide on a reload."""
+    def signature(self) -> dict[str, tuple[Path, Signature]]:
+        """What is on disk now (cheap: one ``stat`` per file); compare to decide on a reload.
+        The file is part of it: a style moving to another folder is a change."""
         if not self.models_dir.is_dir():
             return {}
-        return {name: sig for name, (_, sig) in scan(self.models_dir, self.precision).items()}
+        return scan_all(self.models_dirs, self.precision)[0]
 
-    def loaded_signature(self) -> dict[str, Signature]:
-        sigs = {name: m.signature for name, m in self._models.items()}
-        sigs.update({name: sig for name, (sig, _) in self._failed.items()})
+    def loaded_signature(self) -> dict[str, tuple[Path, Signature]]:
+        sigs = {name: (m.path, m.signature) for name, m in self._models.items()}
+        sigs.update({name: (path, sig) for name, (path, sig, _) in self._failed.items()})
         return sigs

@@ -15,6 +15,8 @@ class ServeSettings:
     """What ``styletrans serve`` runs with. Defaults are the documented limits."""
 
     models_dir: Path
+    # Served after ``models_dir``, which wins a name (``serve --with-bundled`` adds the bundled styles here).
+    extra_models_dirs: tuple[Path, ...] = ()
     provider: str = "auto"  # ONNX Runtime execution provider: auto, cpu, cuda, tensorrt
     precision: str = "auto"  # auto: STYLE.int8.onnx where present, int8: only those, float: never
     workers: int = 1  # batches run at the same time (threads sharing the sessions)
@@ -49,6 +51,11 @@ class ServeSettings:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"invalid serve settings: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+
+    @property
+    def models_dirs(self) -> tuple[Path, ...]:
+        """Every served folder, the one that wins a name first."""
+        return (self.models_dir, *self.extra_models_dirs)
 
     @property
     def ort_threads(self) -> int:
