@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo demo-gatys test lint bench clean
+.PHONY: install demo demo-gatys test wheel-check lint bench clean
 
 install: $(VENV)/.installed
 
@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/styletrans weights fetch
 	touch $@
 
-# Every bundled style (models/*.onnx) on the bundled photos, one pass each: out/demo.jpg.
+# Every bundled style (styletrans/assets/models/*.onnx) on the bundled photos, one pass each: out/demo.jpg.
 demo: install
 	$(BIN)/styletrans demo --output out/demo.jpg --overwrite
 
@@ -35,6 +35,11 @@ demo-gatys: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+	PYTHON=$(PYTHON) tests/wheel_smoke.sh
+
+# The built wheel in a fresh virtual environment, run from outside the checkout (part of `make test`).
+wheel-check:
+	PYTHON=$(PYTHON) tests/wheel_smoke.sh
 
 bench: install
 	$(BIN)/python benchmarks/optimize.py
