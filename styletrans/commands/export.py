@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if net.config.styles == 1:
         if args.style:
             raise CommandError(f"--style: {args.checkpoint} holds one style ({metadata['style_name']!r}), not several")
-        suffix = ".fp16" if args.fp16 else ""
-        jobs = [(net, metadata, args.output or cache_dir() / "models" / f"{metadata['style_name']}{suffix}.onnx")]
+        # STYLE.onnx whatever the precision (it is in the metadata), so that `-m STYLE` finds it.
+        jobs = [(net, metadata, args.output or cache_dir() / "models" / f"{metadata['style_name']}.onnx")]
     else:
         if args.output is not None and args.output.suffix.lower() == ".onnx":
             raise CommandError(f"--output {args.output}: a multi-style checkpoint exports one file per style; "
