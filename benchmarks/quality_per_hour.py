@@ -36,7 +36,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from styletrans.assets import resolve_image
-from styletrans.evaluation import Evaluator, FastModel, equivalent_iterations
+from styletrans.evaluation import Evaluator, FastModel, equivalent_iterations, load_model
 from styletrans.evaluation.artifacts import lattice_score
 from styletrans.evaluation.metrics import Losses, median, style_strength, summarize_equivalent
 from styletrans.evaluation.stability import pan_change
@@ -48,6 +48,9 @@ from styletrans.weights import cache_dir
 
 
 def snapshots(run: Path) -> list[dict]:
+    """A run's snapshots; a model file (``.onnx``, ``.ckpt``) is a run of one point, at 0 hours."""
+    if run.is_file():
+        return [{"file": run.name, "step": 0, "seconds": 0.0, "path": run}]
     index = run / "snapshots" / "index.json"
     if not index.is_file():
         raise SystemExit(f"{run}: no snapshots/index.json (train with --snapshots.every_minutes N)")
@@ -57,6 +60,8 @@ def snapshots(run: Path) -> list[dict]:
 
 def style_models(path: Path, device: torch.device) -> list[FastModel]:
     """The snapshot as one ``FastModel`` per style (a multi-style snapshot baked style by style)."""
+    if path.suffix == ".onnx":
+        return [load_model(path, device)]
     net, metadata = load_transformer(path)
     if net.config.styles == 1:
         return [FastModel(path, TorchBackend(net, device), metadata)]
@@ -208,7 +213,8 @@ def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path, help="run directories with snapshots/")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run directories with snapshots/, or model files (scored as one point each)")
     parser.add_argument("--content-dir", type=Path, required=True)
     parser.add_argument("--limit", type=int, default=3)
     parser.add_argument("--size", type=int, default=256)
