@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = trainer.checkpoint_callback
     if trainer.is_global_zero and ckpt is not None:
         print(f"run directory: {trainer.default_root_dir}")
-        if ckpt.best_model_path:
+        if ckpt.best_model_path and ckpt.best_model_score is not None:  # a resumed run may not have validated yet
             print(f"best checkpoint: {ckpt.best_model_path} (val/total {float(ckpt.best_model_score):.4g})")
         if ckpt.last_model_path:
             print(f"last checkpoint: {ckpt.last_model_path} (step {trainer.global_step})")
