@@ -24,7 +24,7 @@ import argparse
 import hashlib
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
@@ -40,10 +40,10 @@ from styletrans.evaluation import Evaluator, FastModel, equivalent_iterations, l
 from styletrans.evaluation.artifacts import lattice_score
 from styletrans.evaluation.metrics import Losses, median, style_strength, summarize_equivalent
 from styletrans.evaluation.stability import pan_change
+from styletrans.export import per_style_networks
 from styletrans.images import find_images, load_image
 from styletrans.inference import TorchBackend
-from styletrans.models.checkpoint import load_transformer, model_metadata
-from styletrans.models.conditional import bake_style
+from styletrans.models.checkpoint import load_transformer
 from styletrans.weights import cache_dir
 
 
@@ -63,15 +63,25 @@ def style_models(path: Path, device: torch.device) -> list[FastModel]:
     if path.suffix == ".onnx":
         return [load_model(path, device)]
     net, metadata = load_transformer(path)
-    if net.config.styles == 1:
-        return [FastModel(path, TorchBackend(net, device), metadata)]
-    training = metadata["training"]
-    models = []
-    for index, image in enumerate(training["style_image"]):
-        baked = bake_style(net, index)
-        style_meta = model_metadata({**training, "style_image": image, "style_name": Path(image).stem}, baked.config)
-        models.append(FastModel(path, TorchBackend(baked, device), style_meta))
-    return models
+    networks = per_style_networks(net, metadata) if net.config.styles > 1 else [(net, metadata)]
+    return [FastModel(path, TorchBackend(style_net, device), style_meta) for style_net, style_meta in networks]
+
+
+@dataclass
+class Photo:
+    """One photo at the evaluation size and its features under both losses: computed once, shared by
+    every snapshot."""
+
+    content: Tensor
+    targets: dict[str, Tensor]  # under the run's own loss
+    yardstick_targets: dict[str, Tensor]  # under the Gatys defaults' loss
+
+    @classmethod
+    def load(cls, path: Path, size: int, evaluator: Evaluator) -> Photo:
+        content = load_image(path, size)[None]
+        on_device = content.to(evaluator.device)
+        return cls(content, evaluator.loss.content_targets(on_device),
+                   evaluator.yardstick_loss.content_targets(on_device))
 
 
 def _cache_file(cache: Path, *parts: object) -> Path:
@@ -112,17 +122,17 @@ def reference(evaluator: Evaluator, style: Path, photo: Path, size: int, cache: 
 
 
 def _write_yardstick(evaluator: Evaluator, content: Tensor, default: Tensor, path: Path) -> None:
-    terms = evaluator.yardstick(content, content, default)
+    terms = evaluator.yardstick(content, {"photo": content, "gatys": default})
     write_json(path, {"yardstick": {"photo": asdict(terms["photo"]), "gatys": asdict(terms["gatys"])},
                       "gatys_lattice": lattice_score(default)})
 
 
-def score(model: FastModel, evaluator: Evaluator, content: Tensor, record: dict) -> dict:
+def score(model: FastModel, evaluator: Evaluator, photo_in: Photo, record: dict) -> dict:
     """One network on one photo: the figures above (equivalent iterations only with a curve)."""
+    content = photo_in.content
     output = model.backend(content).float()
-    targets = evaluator.loss.content_targets(content.to(evaluator.device))
-    total = evaluator.losses(output, targets).total
-    fast = evaluator.yardstick(content, output, content)["fast"]
+    total = evaluator.losses(output, photo_in.targets).total
+    fast = evaluator.yardstick(content, {"fast": output}, photo_in.yardstick_targets)["fast"]
     photo, gatys = (Losses(**record["yardstick"][k]) for k in ("photo", "gatys"))
     return {"loss": total,
             "equivalent_iterations": equivalent_iterations(record["curve"], total) if "curve" in record else None,
@@ -134,22 +144,22 @@ def score(model: FastModel, evaluator: Evaluator, content: Tensor, record: dict)
 def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, device: torch.device, cache: Path,
                  seconds_per_step: float | None = None) -> dict:
     entries = snapshots(run)
-    styles = {}  # style name -> (evaluator, style file, photo contents, references)
-    for model in style_models(entries[0]["path"], device):
+    first = style_models(entries[0]["path"], device)
+    styles = {}  # style name -> (evaluator, the photos with their features, the cached Gatys references)
+    for model in first:
         style_path = resolve_image(str(model.training["style_image"]), "styles")
         style = load_image(style_path, model.training.get("style_size"))
         evaluator = Evaluator(model, style, [max(1, iterations)], device, use_lpips=False, progress=False,
                               yardstick_style=load_image(style_path, size), pan=False)
         records = [reference(evaluator, style_path, photo, size, cache, iterations > 0) for photo in photos]
-        styles[model.style_name] = (evaluator, records)
-    contents = [load_image(photo, size)[None] for photo in photos]
+        styles[model.style_name] = (evaluator, [Photo.load(p, size, evaluator) for p in photos], records)
     points = []
     for entry in entries:
         per_style = {}
         for model in style_models(entry["path"], device):
-            evaluator, records = styles[model.style_name]
-            scores = [score(model, evaluator, content, record)
-                      for content, record in zip(contents, records, strict=True)]
+            evaluator, photo_inputs, records = styles[model.style_name]
+            scores = [score(model, evaluator, photo_in, record)
+                      for photo_in, record in zip(photo_inputs, records, strict=True)]
             eq = summarize_equivalent([s["equivalent_iterations"] for s in scores], iterations)
             per_style[model.style_name] = {
                 "equivalent_iterations": eq["median"], "reached": eq["reached"],
@@ -164,9 +174,8 @@ def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, devi
         line = ", ".join(f"{name} {_short(v['style_strength'])}/{_short(v['equivalent_iterations'])}"
                          f"/{_short(v['pan_1px'])}" for name, v in per_style.items())
         print(f"  {entry['file']} (step {entry['step']}, {hours:.2f} h): strength/equivalent/pan {line}")
-    gatys_lattice = {name: median(r["gatys_lattice"] for r in records) for name, (_, records) in styles.items()}
-    return {"run": str(run), "training": style_models(entries[0]["path"], device)[0].training,
-            "gatys_lattice": gatys_lattice, "points": points}
+    gatys_lattice = {name: median(r["gatys_lattice"] for r in records) for name, (_, _, records) in styles.items()}
+    return {"run": str(run), "training": first[0].training, "gatys_lattice": gatys_lattice, "points": points}
 
 
 def _short(value: float | None) -> str:

@@ -169,11 +169,14 @@ class Evaluator:
                          progress=self.progress).image
 
     @torch.no_grad()
-    def yardstick(self, content: Tensor, fast: Tensor, gatys: Tensor) -> dict[str, Losses]:
-        """Photo, fast output and Gatys default result under the Gatys defaults' loss."""
-        targets = self.yardstick_loss.content_targets(content)
+    def yardstick(self, content: Tensor, images: dict[str, Tensor],
+                  targets: dict[str, Tensor] | None = None) -> dict[str, Losses]:
+        """Each of ``images`` under the Gatys defaults' loss, against ``content``'s features (``targets``:
+        those features, ``yardstick_loss.content_targets(content)``, when they are at hand already)."""
+        if targets is None:
+            targets = self.yardstick_loss.content_targets(content.to(self.device))
         return {name: Losses.from_record(self.yardstick_loss(image.to(self.device), targets).as_floats())
-                for name, image in (("photo", content), ("fast", fast), ("gatys", gatys))}
+                for name, image in images.items()}
 
     @torch.no_grad()
     def losses(self, image: Tensor, targets: dict[str, Tensor]) -> Losses:
@@ -239,7 +242,7 @@ class Evaluator:
             seconds=seconds, similarity=scores, reference=self.reference,
             artifacts={name: {"photo": score(content), "fast": score(fast_output), "gatys": score(reference)}
                        for name, score in (("lattice", lattice_score), ("dots", dot_score))},
-            yardstick=self.yardstick(content.to(self.device), fast_output, default),
+            yardstick=self.yardstick(content, {"photo": content, "fast": fast_output, "gatys": default}),
             pan=pan_scores(self.model.backend, content[0]) if self.pan else {},
         )
         outputs = Outputs(content.cpu(), fast_output.cpu(), {n: image.cpu() for n, image in snapshots.items()})
