@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from styletrans.commands.stylize import add_temporal_arguments, temporal_settings
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "batch", help="stylize a large photo collection on Ray (one machine or a cluster), resumably",
-        description="Stylize many photos with ONNX Runtime in Ray actors. INPUT: image files, folders "
-        "(recursive), globs, or URIs pyarrow reads (s3://, gs://, hdfs://, file://); --manifest adds the "
+        description="Stylize many photos, and videos (a whole video per actor call), with ONNX Runtime in Ray "
+        "actors. INPUT: image or video files, folders (recursive), globs, or URIs pyarrow reads (s3://, gs://, "
+        "hdfs://, file://); --manifest adds the "
         "files listed in a .txt (one a line) or .csv ('path' column) file. Outputs are named as by "
         "`styletrans stylize` (NAME_STYLE.EXT, sub-folders kept, _2 for clashes) and written atomically. "
         "Outputs that already exist are skipped, so a re-run continues a killed job; --overwrite "
@@ -34,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("same", "jpg", "png", "webp"), default="same",
                    help="output image format (default same: the input's; png for others)")
     p.add_argument("--batch-size", type=int, default=4, help="same-size images per network call (default: 4)")
+    add_temporal_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="redo and replace outputs that exist")
     p.add_argument("--address", default=None,
                    help="Ray cluster to join: 'auto' (the cluster this machine is in), HOST:PORT, or "
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         settings=StyleSettings(size=args.size, strength=args.strength, preserve_color=args.preserve_color,
                                batch_size=args.batch_size, overwrite=args.overwrite, provider=args.provider,
-                               threads=0),
+                               threads=0, temporal=temporal_settings(args)),
     )
     summary = stylize_collection(options)
     for i, (source, message) in enumerate(sorted(summary.failed.items())):

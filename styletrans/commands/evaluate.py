@@ -22,9 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="an .onnx file, a .ckpt checkpoint, or a model name")
     p.add_argument("--style", default=None,
                    help="style image the model was trained on (path or bundled name; default: the model's own)")
-    p.add_argument("--content-dir", required=True, type=Path, help="folder of content photos (searched recursively)")
+    p.add_argument("--content-dir", type=Path, default=None,
+                   help="folder of content photos (searched recursively); required unless --video is given")
     p.add_argument("--report-dir", "-o", required=True, type=Path, help="where report.md, report.json and PNGs go")
-    p.add_argument("--size", type=int, default=512, help="longest side the photos are scaled to (default: 512)")
+    p.add_argument("--size", type=int, default=None,
+                   help="longest side the photos are scaled to (default: 512; with --video: the clip's own size)")
     p.add_argument("--style-size", type=int, default=None,
                    help="longest side of the style image (default: the size the model was trained with)")
     p.add_argument("--iterations", default="50,100,300,500",
@@ -35,13 +37,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs",
                    help="Gatys' optimizer (default: lbfgs, as Johnson et al. compare)")
     p.add_argument("--lr", type=float, default=None, help="step size (default: 1 for lbfgs, 0.02 for adam)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N photos (sorted by path)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="evaluate only the first N photos (sorted by path); with --video, N frames")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default); both methods run there")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for both methods (default: PyTorch's and ONNX Runtime's own choice)")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS even if its weights are available")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report's files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    video = p.add_argument_group(
+        "video", "--video CLIP measures temporal consistency instead: the warping error (Lai et al. 2018) of the "
+        "model's output on CLIP, frame by frame and with `stylize --temporal`, beside the clip's own (the floor), "
+        "and the pan number; report-dir gets temporal.json and temporal.png")
+    video.add_argument("--video", type=Path, default=None, metavar="CLIP", help="a video to measure on")
+    video.add_argument("--stylized", type=Path, action="append", default=[], metavar="FILE",
+                       help="also score this stylized version of CLIP (e.g. `styletrans stylize` output) with "
+                       "CLIP's flow; repeatable")
+    video.add_argument("--start-frame", type=int, default=0, help="skip this many frames first (default: 0)")
+    video.add_argument("--style-loss-every", type=int, default=0, metavar="K",
+                       help="also measure the style loss every K frames, with and without the blend (a VGG pass "
+                       "each: seconds per frame on a CPU; default 0: not measured)")
+    video.add_argument("--temporal-weight", type=float, default=None, metavar="W",
+                       help="the blend's weight, as `stylize --temporal-weight` (default: 0.9)")
     p.set_defaults(handler=run)
 
 
@@ -63,6 +80,12 @@ def command_line(args: argparse.Namespace, style: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.video is not None:
+        return run_video(args)
+    if args.content_dir is None:
+        raise ValueError("give --content-dir PHOTOS (or --video CLIP)")
+    if args.size is None:
+        args.size = 512
     import torch
 
     from styletrans.assets import resolve_image
@@ -164,6 +187,62 @@ def run(args: argparse.Namespace) -> int:
           f"{_figure(summary['content_ratio'])}, pan {_figure(pan.get('fast_1px'))} grey levels at 1 px "
           f"({_figure(pan.get('fast_4px'))} at 4 px)")
     print(f"wrote {args.report_dir / 'report.md'}")
+    return 0
+
+
+def run_video(args: argparse.Namespace) -> int:
+    """``--video``: warping errors on one clip (``styletrans.evaluation.video``), as JSON, a plot and a table."""
+    import json
+
+    from tqdm import tqdm
+
+    from styletrans.atomic import atomic_path
+    from styletrans.evaluation.video import evaluate_clip, format_table, render_error_plot, style_loss_for, summary_rows
+    from styletrans.inference import Stylizer, resolve_model
+    from styletrans.inference.registry import pick_precision
+    from styletrans.inference.temporal import TemporalSettings
+    from styletrans.inference.video import read_frames
+
+    if args.content_dir is not None:
+        raise ValueError("give --content-dir PHOTOS or --video CLIP, not both")
+    for flag, value, least in (("--limit", args.limit, 1), ("--threads", args.threads, 1),
+                               ("--size", args.size, MIN_SIZE)):
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be at least {least}, got {value}")
+    if args.start_frame < 0 or args.style_loss_every < 0:
+        raise ValueError("--start-frame and --style-loss-every must not be negative")
+    settings = TemporalSettings() if args.temporal_weight is None else TemporalSettings(weight=args.temporal_weight)
+    files = [args.report_dir / "temporal.json", args.report_dir / "temporal.png"]
+    if not args.overwrite:
+        for path in files:
+            if path.exists():
+                raise OutputExistsError(path)
+    size = args.size
+    if size is None and args.stylized:  # score the source at the size the stylized clips were written at
+        size = max(next(read_frames(args.stylized[0], limit=1)).shape[:2])
+    model = pick_precision(resolve_model(args.model), "auto")  # the file `styletrans stylize` runs
+    stylizer = Stylizer(model, threads=args.threads)
+    losses = {}
+    if args.style_loss_every:  # the painting at the frames' size
+        side = max(next(read_frames(args.video, size=size, limit=1)).shape[:2])
+        losses[stylizer.style_name] = style_loss_for(stylizer, side, args.style)
+    print(f"measuring {stylizer.describe()} on {args.video}", flush=True)
+    with tqdm(unit="frame", disable=args.quiet) as bar:
+        result = evaluate_clip(args.video, {stylizer.style_name: stylizer},
+                               stylized={str(p): p for p in args.stylized}, size=size, start=args.start_frame,
+                               limit=args.limit, temporal=settings, losses=losses,
+                               style_every=args.style_loss_every, progress=bar.update)
+    result["model"] = str(model)
+    with atomic_path(files[0], overwrite=args.overwrite) as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=float) + "\n")
+    with atomic_path(files[1], overwrite=args.overwrite) as tmp:
+        render_error_plot([result], tmp)  # the temporary name ends in .png too
+    print(f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]}; warping error x1000, ratios to "
+          f"the source clip's own (the floor); style loss: change with the blend; pan: grey levels at 1 px")
+    print(format_table(summary_rows(result)))
+    for label, entry in result["stylized_clips"].items():
+        print(f"{label}: {1000 * entry['mean']:.3f} ({entry['ratio_to_source']:.2f}x)")
+    print(f"wrote {files[0]} and {files[1]}")
     return 0
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from styletrans.inference import Stylizer
     from styletrans.inference.planning import Job
+    from styletrans.inference.temporal import TemporalSettings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -53,9 +54,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "int8: only the int8 variant; float: never int8")
     p.add_argument("--format", choices=("same", "jpg", "png", "webp"), default="same",
                    help="output image format (default same: the input's; png for formats other than jpg/png/webp)")
+    add_temporal_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
+
+
+def add_temporal_arguments(p: argparse.ArgumentParser) -> None:
+    """``--temporal`` and its weight, shared with ``styletrans batch``."""
+    p.add_argument("--temporal", action="store_true",
+                   help="videos: carry each stylized frame forward along the source's optical flow and blend it "
+                   "with the next where the flow is reliable (less flicker; a scene cut starts afresh); images "
+                   "are stylized as usual")
+    p.add_argument("--temporal-weight", type=float, default=None, metavar="W",
+                   help="with --temporal: share of the carried frame where the flow is reliable, in [0, 1) "
+                   "(default: 0.9)")
+
+
+def temporal_settings(args: argparse.Namespace) -> TemporalSettings | None:
+    """The ``TemporalSettings`` the flags ask for (None without --temporal); checked before any work."""
+    if args.temporal_weight is not None and not args.temporal:
+        raise ValueError("--temporal-weight needs --temporal")
+    if not args.temporal:
+        return None
+    from styletrans.inference.temporal import TemporalSettings
+
+    return TemporalSettings() if args.temporal_weight is None else TemporalSettings(weight=args.temporal_weight)
 
 
 @dataclass
@@ -77,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     from styletrans.inference.video import is_video
 
     check_options(strength=args.strength, size=args.size, batch_size=args.batch_size)
+    temporal = temporal_settings(args)
     model = pick_precision(resolve_model(args.model, args.models_dir), args.precision if args.backend == "onnx"
                            else "float")
     stylizer = Stylizer(model, backend=args.backend, provider=args.provider, threads=args.threads)
@@ -93,13 +118,15 @@ def run(args: argparse.Namespace) -> int:
             pending.append(job)
     images = [j for j in pending if not is_video(j.source)]
     videos = [j for j in pending if is_video(j.source)]
+    if temporal is not None and images:  # a note, not an error: a folder may hold photos and clips
+        print(f"note: --temporal applies to videos only; {len(images)} image(s) stylized as usual", file=sys.stderr)
 
     with tqdm(total=len(images), unit="image", disable=args.quiet or not images, file=sys.stderr) as bar:
         for chunk_start in range(0, len(images), 8 * args.batch_size):
             chunk = images[chunk_start: chunk_start + 8 * args.batch_size]
             _stylize_images(stylizer, chunk, args, results, bar)
     for job in videos:
-        _stylize_video(stylizer, job, args, results)
+        _stylize_video(stylizer, job, args, results, temporal)
 
     for source, message in results.failed.items():
         print(f"failed: {source}: {message}", file=sys.stderr)
@@ -148,7 +175,8 @@ def _stylize_images(stylizer: Stylizer, jobs: list[Job], args: argparse.Namespac
                 bar.update(1)
 
 
-def _stylize_video(stylizer: Stylizer, job: Job, args: argparse.Namespace, results: Results) -> None:
+def _stylize_video(stylizer: Stylizer, job: Job, args: argparse.Namespace, results: Results,
+                   temporal: TemporalSettings | None) -> None:
     from styletrans.atomic import OutputExistsError
     from styletrans.inference.video import VideoError, stylize_video
 
@@ -156,11 +184,19 @@ def _stylize_video(stylizer: Stylizer, job: Job, args: argparse.Namespace, resul
         summary = stylize_video(
             stylizer, job.source, job.output, size=args.size, strength=args.strength,
             preserve_color=args.preserve_color, batch_size=args.batch_size, overwrite=args.overwrite,
-            progress=not args.quiet,
+            progress=not args.quiet, temporal=temporal,
         )
     except (VideoError, OutputExistsError, RuntimeError, ValueError, OSError) as exc:
         results.fail(job.source, str(exc))
         return
     results.done.append(job.output)
     print(f"{job.source} -> {job.output}: {summary['frames']} frames at {summary['fps']:g} fps, "
-          f"{summary['size'][0]}x{summary['size'][1]}, audio {summary['audio'] or 'none'}", file=sys.stderr)
+          f"{summary['size'][0]}x{summary['size'][1]}, audio {summary['audio'] or 'none'}"
+          f"{_temporal_note(summary)}", file=sys.stderr)
+
+
+def _temporal_note(summary: dict) -> str:
+    if not summary.get("temporal"):
+        return ""
+    cuts = summary["temporal"]["cuts"]
+    return f", temporal blend ({cuts} scene cut{'' if cuts == 1 else 's'})"

@@ -35,9 +35,12 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from styletrans.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    from styletrans.inference.temporal import TemporalSettings
 
 URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 GLOB_CHARS = set("*?[")
@@ -47,7 +50,6 @@ MANIFEST_COLUMNS = ("path", "file", "uri", "source", "filename")
 # batches, few enough that a killed job loses little work, the progress bar moves
 # steadily and no actor idles long at the end while another finishes its last call.
 ROWS_PER_CALL_FACTOR = 4
-VIDEO_MESSAGE = "videos are not stylized in batch mode; use `styletrans stylize`"
 SHOWN_FAILURES = 50  # printed to the terminal; --report lists them all
 ACTOR_START_TIMEOUT_S = 600  # a cluster may have to pull an image or scale up first
 
@@ -118,7 +120,9 @@ def _expand_uri(spec: str, filesystems: dict[str, Any]) -> tuple[list[tuple[Loca
     """Files of one URI (a file, a folder searched recursively, or a glob) with their output-relative paths."""
     from pyarrow import fs as pafs
 
-    is_image = lambda p: PurePosixPath(p).suffix.lower() in IMAGE_SUFFIXES  # noqa: E731
+    from styletrans.inference.video import VIDEO_SUFFIXES
+
+    is_image = lambda p: PurePosixPath(p).suffix.lower() in (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)  # noqa: E731
     try:
         if GLOB_CHARS & set(spec):
             # pyarrow parses no glob characters: open the folder above the first one, match below it.
@@ -145,7 +149,7 @@ def _expand_uri(spec: str, filesystems: dict[str, Any]) -> tuple[list[tuple[Loca
                 if i.type == pafs.FileType.File and is_image(i.path) and not PurePosixPath(i.path).name.startswith(".")
             )
             if not found:
-                return [], "folder contains no images"
+                return [], "folder contains no images or videos"
             return [(Location(p, key), PurePosixPath(p[len(root):].lstrip("/"))) for p in found], None
     except OSError as exc:
         return [], f"cannot list ({exc})"
@@ -201,7 +205,6 @@ def expand_sources(inputs: list[str], manifests: list[str],
     their folders (relative to the manifest) in the output, like a folder input does.
     """
     from styletrans.inference.planning import expand_inputs
-    from styletrans.inference.video import is_video
 
     files: list[tuple[Location, PurePosixPath]] = []
     errors: dict[str, str] = {}
@@ -210,9 +213,6 @@ def expand_sources(inputs: list[str], manifests: list[str],
         found, bad = expand_inputs(specs)
         errors.update(bad)
         for path, relative in found:
-            if is_video(path):
-                errors[str(path)] = VIDEO_MESSAGE
-                continue
             rel = PurePosixPath(relative.as_posix())
             if keep_tree_under is not None:
                 # An entry outside the manifest's folder (an absolute one) keeps its name alone.
@@ -222,11 +222,7 @@ def expand_sources(inputs: list[str], manifests: list[str],
             files.append((Location(str(path.absolute()), label=str(path)), rel))
 
     def add_uri(found: list[tuple[Location, PurePosixPath]]) -> None:
-        for location, relative in found:
-            if is_video(location.path):
-                errors[f"{location.fs}{location.path}"] = VIDEO_MESSAGE
-            else:
-                files.append((location, relative))
+        files.extend(found)
 
     for spec in inputs:
         if is_uri(spec):
@@ -330,6 +326,7 @@ class StyleSettings:
     provider: str = "auto"
     threads: int = 0  # ONNX Runtime threads per actor; 0: as many as the CPUs each actor reserves
     max_pixels: int = DEFAULT_MAX_PIXELS
+    temporal: TemporalSettings | None = None  # videos: blend along the flow (``inference.temporal``)
 
 
 class StylizeActor:
@@ -360,6 +357,7 @@ class StylizeActor:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         from styletrans.images import ImageError, open_rgb, resize_longest
+        from styletrans.inference.video import is_video
 
         started = time.perf_counter()
         s = self.settings
@@ -370,6 +368,9 @@ class StylizeActor:
         # resized) images, so a mixed collection still batches where it can.
         by_size: dict[tuple[int, int], list[tuple[int, Any]]] = defaultdict(list)
         for i, (source, fs_key) in enumerate(zip(sources, source_fs, strict=True)):
+            if is_video(source):  # a whole video in this call: its frames are batched inside
+                errors[i] = self._video(source, fs_key, outputs[i], output_fs[i])
+                continue
             try:
                 data: str | bytes = source if not fs_key else self._read(source, fs_key)
                 image = resize_longest(open_rgb(data, name=source, max_pixels=s.max_pixels), s.size)
@@ -395,6 +396,36 @@ class StylizeActor:
         return {"label": list(batch["label"]), "output": [f"{k}{p}" for k, p in zip(output_fs, outputs, strict=True)],
                 "error": errors, "worker": [self.worker] * len(sources), "seconds": [seconds] * len(sources)}
 
+    def _video(self, source: str, source_fs: str, output: str, output_fs: str) -> str:
+        """Stylize one video as ``styletrans stylize`` does; the error message, or "" if it worked.
+        A video in an object store is copied to a local temporary file first, and its result back."""
+        from styletrans.atomic import OutputExistsError
+        from styletrans.inference.video import VideoError, stylize_video
+
+        s = self.settings
+        with tempfile.TemporaryDirectory(prefix="styletrans-video-") as tmp:
+            try:
+                local_source = source
+                if source_fs:
+                    local_source = os.path.join(tmp, "source" + PurePosixPath(source).suffix)
+                    Path(local_source).write_bytes(self._read(source, source_fs))
+                local_output = os.path.join(tmp, "output" + PurePosixPath(output).suffix) if output_fs else output
+                if output_fs and not s.overwrite and self._exists(output, output_fs):
+                    raise OutputExistsError(Path(output))
+                stylize_video(self.stylizer, local_source, local_output, size=s.size, strength=s.strength,
+                              preserve_color=s.preserve_color, batch_size=s.batch_size, overwrite=s.overwrite,
+                              progress=False, temporal=s.temporal)
+                if output_fs:
+                    self._put(Path(local_output).read_bytes(), output, output_fs)
+            except (VideoError, RuntimeError, ValueError, OSError) as exc:  # OutputExistsError is an OSError
+                return str(exc).removeprefix(f"{local_source}: ").removeprefix(f"{source}: ")
+        return ""
+
+    def _exists(self, path: str, fs_key: str) -> bool:
+        from pyarrow import fs as pafs
+
+        return self.filesystems[fs_key].get_file_info(path).type != pafs.FileType.NotFound
+
     def _read(self, path: str, fs_key: str) -> bytes:
         with self.filesystems[fs_key].open_input_stream(path) as stream:
             return stream.read()
@@ -406,14 +437,16 @@ class StylizeActor:
         if not fs_key:
             save_image(image, path, overwrite=self.settings.overwrite)  # atomic, no overwrite: as `stylize`
             return
-        # Object stores have no rename-into-place: write a hidden temporary object, then
-        # move it (the final object appears whole or not at all).
+        if not self.settings.overwrite and self._exists(path, fs_key):
+            raise OutputExistsError(Path(path))
+        self._put(encode_image(image, PurePosixPath(path).suffix.lstrip(".") or "png"), path, fs_key)
+
+    def _put(self, data: bytes, path: str, fs_key: str) -> None:
+        """Object stores have no rename-into-place: write a hidden temporary object, then move it
+        (the final object appears whole or not at all)."""
         from pyarrow import fs as pafs
 
         filesystem = self.filesystems[fs_key]
-        if not self.settings.overwrite and filesystem.get_file_info(path).type != pafs.FileType.NotFound:
-            raise OutputExistsError(Path(path))
-        data = encode_image(image, PurePosixPath(path).suffix.lstrip(".") or "png")
         parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
         tmp = f"{parent}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
         filesystem.create_dir(parent, recursive=True)

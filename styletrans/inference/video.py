@@ -8,15 +8,19 @@ rate (variable rates included); the first audio track is copied without re-encod
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from styletrans.atomic import atomic_path
 from styletrans.inference.stylizer import Stylizer
+
+if TYPE_CHECKING:
+    from styletrans.inference.temporal import TemporalSettings
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
 # Audio codecs an .mp4 can carry as they are.
@@ -45,13 +49,48 @@ def _even_size(width: int, height: int, size: int | None) -> tuple[int, int]:
     return max(2, width - width % 2), max(2, height - height % 2)
 
 
+def read_frames(source: str | os.PathLike, *, size: int | None = None, limit: int | None = None,
+                start: int = 0) -> Iterator[np.ndarray]:
+    """The frames of ``source`` as (H, W, 3) uint8 RGB, in order, sized as ``stylize_video``
+    sizes its output (longest side ``size``, even sides); ``start`` frames skipped, at most ``limit``."""
+    import av
+
+    try:
+        container = av.open(os.fspath(source))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoError(f"{source}: not a readable video ({exc})") from None
+    with container:
+        if not container.streams.video:
+            raise VideoError(f"{source}: no video stream")
+        video = container.streams.video[0]
+        width, height = _even_size(video.codec_context.width, video.codec_context.height, size)
+        taken = 0
+        for index, frame in enumerate(container.decode(video)):
+            if index < start:
+                continue
+            if limit is not None and taken >= limit:
+                break
+            yield frame.to_ndarray(width=width, height=height, format="rgb24")
+            taken += 1
+
+
 def stylize_video(stylizer: Stylizer, source: str | os.PathLike, output: str | os.PathLike, *,
                   size: int | None = None, strength: float = 1.0, preserve_color: bool = False,
                   batch_size: int = 4, overwrite: bool = False, progress: bool = True,
-                  crf: int = 18) -> dict[str, Any]:
-    """Write the stylized ``source`` to ``output`` atomically; return a summary dict."""
+                  crf: int = 18, temporal: TemporalSettings | None = None) -> dict[str, Any]:
+    """Write the stylized ``source`` to ``output`` atomically; return a summary dict.
+
+    ``temporal``: carry each output frame forward along the source's optical flow and blend it
+    with the next one (``styletrans.inference.temporal``); None stylizes frame by frame.
+    """
     import av
     from tqdm import tqdm
+
+    blender = None
+    if temporal is not None:
+        from styletrans.inference.temporal import TemporalBlender
+
+        blender = TemporalBlender(temporal)
 
     source, output = Path(source), Path(output)
     try:
@@ -69,7 +108,9 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike, output: str | o
         with av.open(os.fspath(tmp), "w", format=output.suffix.lstrip(".").replace("mkv", "matroska")) as sink:
             encoder = sink.add_stream("libx264", rate=rate)
             encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
-            encoder.time_base = video.time_base
+            # Both time bases: with the codec's left unset PyAV derives it from the average rate, and
+            # the frames' times are rounded to that grid (a variable rate lost).
+            encoder.time_base = encoder.codec_context.time_base = video.time_base
             encoder.options = {"crf": str(crf), "preset": "medium"}
             audio_out, audio_copy = None, False
             if audio is not None:
@@ -86,7 +127,10 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike, output: str | o
                 arrays = np.stack([f.to_ndarray(width=width, height=height, format="rgb24") for f in pending])
                 batch = torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div_(255.0)
                 out = stylizer.stylize_tensor(batch, strength=strength, preserve_color=preserve_color)
-                out = out.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy()
+                out = out.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+                if blender is not None:  # frame by frame, in order: each blend needs the one before
+                    out = np.stack([blender(a, f) for a, f in zip(arrays, out, strict=True)])
+                out = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
                 for source_frame, pixels in zip(pending, out, strict=True):
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
                     frame.pts, frame.time_base = source_frame.pts, source_frame.time_base
@@ -122,4 +166,5 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike, output: str | o
         if frames_done == 0:
             raise VideoError(f"{source}: no frames decoded")
     return {"input": str(source), "output": str(output), "frames": frames_done, "fps": float(rate),
-            "size": [width, height], "audio": None if audio is None else ("copied" if audio_copy else "aac")}
+            "size": [width, height], "audio": None if audio is None else ("copied" if audio_copy else "aac"),
+            "temporal": None if blender is None else {"cuts": blender.cuts}}
