@@ -10,6 +10,10 @@ A multi-style network (conditional instance norm) is exported one style at a tim
 scales and shifts baked into plain instance norms (``per_style_networks``): each file is exactly what a
 single-style network exports, so every tool downstream and its speed are unchanged. Its metadata names
 the base network it came from (``base``), which is what decides whether styles can be mixed.
+
+Mixing (``export_mix_onnx``): the whole multi-style network as one ``BASE.mix.onnx`` with a second input,
+``style_weights`` (one float per style, in the order of its ``styles`` metadata), which blends the
+scales and shifts inside the graph; ``styletrans.inference.mixing`` binds a mix's weights into it.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from torch import Tensor, nn
 
 from styletrans.atomic import OutputExistsError, atomic_path
 from styletrans.inference.backends import MODEL_FORMAT, OnnxBackend
+from styletrans.inference.mixing import MIX_FORMAT, WEIGHTS_INPUT
 from styletrans.models.checkpoint import model_metadata
-from styletrans.models.conditional import bake_style
+from styletrans.models.conditional import ConditionalInstanceNorm2d, bake_style
 from styletrans.models.transformer import TransformerNet
 
 # Largest |ONNX Runtime - PyTorch fp32| accepted on [0, 1] outputs.
@@ -55,6 +60,8 @@ PREPROCESSING = (
     "normalization); output 'stylized': float32 NCHW RGB in [0, 1], same size"
 )
 MIN_SIDE = 5
+MIX_INPUTS = (f"input {WEIGHTS_INPUT!r}: float32 (styles,), one weight per style in the order of the 'styles' "
+              "metadata; the scales and shifts are blended with these weights as given (a convex mix sums to 1)")
 
 
 def per_style_networks(net: TransformerNet, metadata: dict[str, Any],
@@ -81,6 +88,13 @@ def per_style_networks(net: TransformerNet, metadata: dict[str, Any],
         out.append((baked, {"style_name": name, "transformer": baked.config.as_dict(), "training": style_training,
                             "base": {"name": metadata["style_name"], "styles": styles, "index": index}}))
     return out
+
+
+def mixing_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The mixing model's metadata: the base's, named after the base, with its ``styles`` and ``base``."""
+    styles = list(metadata["styles"])
+    return {**metadata, "style_name": metadata["style_name"], "styles": styles,
+            "base": {"name": metadata["style_name"], "styles": styles}, "inputs": MIX_INPUTS}
 
 
 class PhaseConv(nn.Module):
@@ -126,6 +140,24 @@ class ExportableTransformer(nn.Module):
         return self.net(image.to(self.dtype)).float()
 
 
+class ExportableMixer(ExportableTransformer):
+    """A multi-style ``TransformerNet`` for export with its style weights as a second input.
+
+    The scales and shifts stay float32 in an fp16 model too: the blend is computed in fp32 and rounded
+    to fp16 once, and once the weights are bound (``inference.mixing.bind_weights``) ONNX Runtime folds it
+    (it folds no fp16 MatMul), which leaves exactly the graph of a baked single-style model.
+    """
+
+    def __init__(self, net: TransformerNet, fp16: bool = False) -> None:
+        super().__init__(net, fp16=fp16)
+        for module in self.net.modules():
+            if isinstance(module, ConditionalInstanceNorm2d):
+                module.float()
+
+    def forward(self, image: Tensor, style_weights: Tensor) -> Tensor:  # the ONNX input names
+        return self.net(image.to(self.dtype), style_weights.float()).float()
+
+
 def _metadata_props(metadata: dict[str, Any], fp16: bool) -> dict[str, str]:
     props = {
         "format": MODEL_FORMAT,
@@ -152,22 +184,56 @@ def export_onnx(net: TransformerNet, output: str | os.PathLike, *, metadata: dic
     if output.exists() and not overwrite:  # fail before the slow export, not after
         raise OutputExistsError(output)
     module = ExportableTransformer(net, fp16=fp16).eval()
-    example = torch.rand(1, 3, 64, 96)
+    model = _export_program(module, {"image": torch.rand(1, 3, 64, 96)}, opset)
+    model.doc_string = f"styletrans fast style transfer network: {PREPROCESSING}"
+    onnx.helper.set_model_props(model, _metadata_props(metadata or {}, fp16))
+    return _check_and_save(model, output, overwrite)
+
+
+def _export_program(module: nn.Module, examples: dict[str, Tensor], opset: int | None) -> Any:
+    """The ONNX ``ModelProto`` of ``module`` called with ``examples`` (``image`` first, whose batch,
+    height and width are dynamic; other inputs keep their shapes); output ``stylized``."""
     dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height", min=MIN_SIDE),
             3: torch.export.Dim("width", min=MIN_SIDE)}
+    shapes = {name: dims if name == "image" else None for name in examples}
     # The exporter narrates each step on stdout; keep the command's output readable.
     with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         program = torch.onnx.export(
-            module, (example,), input_names=["image"], output_names=["stylized"],
-            dynamic_shapes={"image": dims}, opset_version=opset, dynamo=True, optimize=True,
+            module, tuple(examples.values()), input_names=list(examples), output_names=["stylized"],
+            dynamic_shapes=shapes, opset_version=opset, dynamo=True, optimize=True,
         )
-    model = program.model_proto
-    model.doc_string = f"styletrans fast style transfer network: {PREPROCESSING}"
-    onnx.helper.set_model_props(model, _metadata_props(metadata or {}, fp16))
+    return program.model_proto
+
+
+def _check_and_save(model: Any, output: Path, overwrite: bool) -> Path:
+    import onnx
+
     onnx.checker.check_model(model, full_check=True)
     with atomic_path(output, overwrite=overwrite) as tmp:
         onnx.save_model(model, os.fspath(tmp))
     return output
+
+
+def export_mix_onnx(net: TransformerNet, output: str | os.PathLike, *, metadata: dict[str, Any] | None = None,
+                    fp16: bool = False, opset: int | None = None, overwrite: bool = False) -> Path:
+    """Write a multi-style ``net`` as a mixing model (inputs ``image`` and ``style_weights``); see
+    ``export_onnx`` for the rest of the contract. ``metadata``: ``mixing_metadata``'s."""
+    import onnx
+
+    if not isinstance(net, TransformerNet) or net.config.styles < 2:
+        raise ValueError("a mixing model needs a multi-style network (config.styles > 1)")
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise OutputExistsError(output)
+    styles = net.config.styles
+    module = ExportableMixer(net, fp16=fp16).eval()
+    examples = {"image": torch.rand(1, 3, 64, 96), WEIGHTS_INPUT: torch.full((styles,), 1 / styles)}
+    model = _export_program(module, examples, opset)
+    model.doc_string = f"styletrans multi-style mixing network: {PREPROCESSING}; {MIX_INPUTS}"
+    props = _metadata_props(metadata or {}, fp16)
+    props["format"] = MIX_FORMAT
+    onnx.helper.set_model_props(model, props)
+    return _check_and_save(model, output, overwrite)
 
 
 @dataclass
@@ -270,6 +336,38 @@ def verify_int8(model: str | os.PathLike | OnnxBackend, reference: nn.Module | C
         with torch.inference_mode():
             expected = reference(batch)
         report.rows.append(_diff_row(h, w, backend(batch), expected))
+    return report
+
+
+def _verification_mixes(styles: int, seed: int) -> list[Tensor]:
+    """A one-hot choice and a random convex mix of all the styles, different per size."""
+    generator = torch.Generator().manual_seed(1000 + seed)
+    mix = torch.rand(styles, generator=generator)
+    return [torch.nn.functional.one_hot(torch.tensor(seed % styles), styles).float(), mix / mix.sum()]
+
+
+def verify_mix_onnx(model: str | os.PathLike, net: TransformerNet, *,
+                    sizes: tuple[tuple[int, int], ...] = VERIFY_SIZES, tolerance: float | None = None) -> Verification:
+    """A mixing model against the multi-style ``net`` (fp32) on a random image and a real photo at each
+    size, each under a one-hot and a random mix of the styles (one row per size and mix)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from styletrans.inference.backends import ort_session_options, read_metadata
+
+    session = ort.InferenceSession(os.fspath(model), ort_session_options(), providers=["CPUExecutionProvider"])
+    if tolerance is None:
+        tolerance = FP16_TOLERANCE if read_metadata(session).get("precision") == "fp16" else FP32_TOLERANCE
+    report = Verification(model=str(model), tolerance=tolerance)
+    net = net.eval().float()
+    for seed, (h, w) in enumerate(sizes):
+        batch = _verification_batch(h, w, seed)
+        for weights in _verification_mixes(net.config.styles, seed):
+            with torch.inference_mode():
+                expected = net(batch, weights)
+            out = session.run(None, {"image": np.ascontiguousarray(batch.numpy(), dtype=np.float32),
+                                     WEIGHTS_INPUT: weights.numpy().astype(np.float32)})[0]
+            report.rows.append(_diff_row(h, w, torch.from_numpy(out), expected))
     return report
 
 

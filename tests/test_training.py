@@ -208,9 +208,12 @@ def test_shipped_configs_parse_and_name_a_bundled_style(config: Path, photos: Pa
 def test_documented_defaults_are_the_built_in_defaults(photos: Path, capsys: pytest.CaptureFixture[str]) -> None:
     documented = print_config(capsys, "--config", str(CONFIGS / "johnson2016.yaml"), "--data", str(photos))
     built_in = print_config(capsys, "--data", str(photos))
-    # Layer dicts default to None in the signature (no mutable defaults) and resolve in __init__.
+    # Layer dicts default to None in the signature (no mutable defaults) and resolve in __init__; so do the
+    # loss weights (None: the built-in value, or a base's when a new style is trained onto one).
     assert built_in["model"]["content_layers"] is None and built_in["model"]["style_layers"] is None
     built_in["model"].update(content_layers=DEFAULT_CONTENT_LAYERS, style_layers=DEFAULT_STYLE_LAYERS)
+    assert all(built_in["model"][key] is None for key in ("content_weight", "style_weight", "tv_weight"))
+    built_in["model"].update(content_weight=1.0, style_weight=10.0, tv_weight=2.5e4)
     assert documented == built_in
 
 

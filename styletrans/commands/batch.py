@@ -25,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="a .txt or .csv list of images (paths relative to the manifest's folder, or URIs); "
                    "repeatable")
     p.add_argument("--model", "-m", required=True,
-                   help="an .onnx or .ckpt file, or a model name from the model directories")
+                   help="an .onnx or .ckpt file, a model name from the model directories, or a mix of styles "
+                   "of one base, 'starry_night:0.7,great_wave:0.3' (as for `styletrans stylize`)")
     p.add_argument("--models-dir", default=None, help="where to look up models by name")
     p.add_argument("--precision", choices=("auto", "int8", "float"), default="auto",
                    help="as for `styletrans stylize`: auto runs STYLE.int8.onnx where it exists beside the model")

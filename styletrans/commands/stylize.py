@@ -29,7 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder, glob or video")
     p.add_argument("--model", "-m", required=True,
-                   help="an .onnx or .ckpt file, or a model name from the model directories")
+                   help="an .onnx or .ckpt file, a model name from the model directories, or a mix of styles of "
+                   "one multi-style base, 'starry_night:0.7,great_wave:0.3' (weights normalized to sum 1; needs "
+                   "the base's mixing model, `styletrans export --mix`; outputs NAME_starry_night70-great_wave30.EXT)")
     p.add_argument("--models-dir", type=Path, default=None,
                    help="a folder searched first for --model by name; then ./models, ~/.cache/styletrans/models "
                    "and the styles bundled with styletrans (a user's model of a bundled name wins, with a note)")
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from styletrans.inference import Stylizer, resolve_model
+    from styletrans.inference.mixing import is_mix_spec, mix_stylizer
     from styletrans.inference.planning import expand_inputs, plan_outputs, safe_name
     from styletrans.inference.registry import pick_precision
     from styletrans.inference.stylizer import check_options
@@ -102,9 +105,14 @@ def run(args: argparse.Namespace) -> int:
 
     check_options(strength=args.strength, size=args.size, batch_size=args.batch_size)
     temporal = temporal_settings(args)
-    model = pick_precision(resolve_model(args.model, args.models_dir), args.precision if args.backend == "onnx"
-                           else "float")
-    stylizer = Stylizer(model, backend=args.backend, provider=args.provider, threads=args.threads)
+    if is_mix_spec(args.model):  # -m "a:0.7,b:0.3": the mixing model of their base, bound to the weights
+        stylizer, plan = mix_stylizer(args.model, args.models_dir, backend=args.backend, precision=args.precision,
+                                      provider=args.provider, threads=args.threads)
+        model = f"mix {plan.mix.spec} of {plan.mixer.path}"
+    else:
+        model = pick_precision(resolve_model(args.model, args.models_dir), args.precision if args.backend == "onnx"
+                               else "float")
+        stylizer = Stylizer(model, backend=args.backend, provider=args.provider, threads=args.threads)
     print(f"model {model}: {stylizer.describe()}", file=sys.stderr)
 
     files, input_errors = expand_inputs(args.inputs)

@@ -75,6 +75,9 @@ def _check_signature(session: Any, label: str) -> None:
 
     if len(inputs) != 1 or len(outputs) != 1 or not is_image(inputs[0]) or not is_image(outputs[0]):
         found = ", ".join(f"{a.name}: {a.type} {a.shape}" for a in inputs)
+        if any(a.name == "style_weights" for a in inputs):
+            raise ModelError(f"{label}: a mixing model (style weights as an input): stylize with a mix of its "
+                             "styles, e.g. -m 'STYLE:0.7,OTHER:0.3', or POST /v1/stylize/mix?styles=...")
         raise ModelError(
             f"{label}: not a styletrans style model: expected one float input of shape (N, 3, H, W), found {found}"
         )

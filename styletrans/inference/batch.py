@@ -509,10 +509,15 @@ class BatchSummary:
 def model_bytes_and_style(model: str, models_dir: str | None, precision: str = "auto") -> tuple[bytes, str]:
     """The model as ONNX bytes (a ``.ckpt`` is exported once, here, not in every actor),
     checked by loading it once in the driver, and its style name for output names.
-    ``precision`` picks the int8 variant as ``styletrans stylize --precision`` does."""
+    ``precision`` picks the int8 variant as ``styletrans stylize --precision`` does. A mix
+    (``"a:0.7,b:0.3"``, ``inference.mixing``) is its base's mixing model with the weights bound in."""
     from styletrans.inference import Stylizer, resolve_model
+    from styletrans.inference.mixing import is_mix_spec, mix_stylizer
     from styletrans.inference.registry import pick_precision
 
+    if is_mix_spec(model):
+        stylizer, plan = mix_stylizer(model, models_dir, precision=precision, provider="cpu", threads=1)
+        return plan.model_bytes(), stylizer.style_name
     path = pick_precision(resolve_model(model, models_dir), precision)
     with tempfile.TemporaryDirectory() as tmp:
         if path.suffix.lower() == ".onnx":

@@ -15,6 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from styletrans.inference.backends import ModelError
+from styletrans.inference.mixing import MIX_SUFFIX
 from styletrans.weights import cache_dir
 
 MODEL_SUFFIXES = (".onnx", ".ckpt")  # by name, an exported model wins over a checkpoint
@@ -108,7 +109,9 @@ def bundled_checkpoints() -> dict[str, Path]:
 
 
 def _is_model_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".")
+    """A style model file: not hidden (half-written), and not a mixing model (``BASE.mix.onnx``, found
+    by ``inference.mixing`` for ``-m "a:0.7,b:0.3"``, never a style of its own)."""
+    return path.is_file() and not path.name.startswith(".") and not path.name.endswith(MIX_SUFFIX)
 
 
 def missing_model_hint(others: Iterable[str] = ()) -> str:

@@ -55,8 +55,8 @@ def finish(stylized: Tensor, content: Tensor, *, strength: float = 1.0, preserve
 class Stylizer:
     """Stylize images with one trained network.
 
-    ``model``: an exported ``.onnx`` file, a Lightning checkpoint (``.ckpt``), or a
-    ``TransformerNet``. ``backend``: ``onnx`` (ONNX Runtime; a checkpoint is exported in
+    ``model``: an exported ``.onnx`` file (or its bytes: a mix, ``inference.mixing``), a Lightning
+    checkpoint (``.ckpt``), or a ``TransformerNet``. ``backend``: ``onnx`` (ONNX Runtime; a checkpoint is exported in
     memory first), ``torch`` (PyTorch eager; needs a checkpoint or a module) or ``auto``
     (ONNX for ``.onnx`` files, PyTorch otherwise). ``provider`` picks ONNX Runtime's
     execution provider: ``auto`` (CUDA if it can start, else CPU), ``cuda``,
@@ -65,8 +65,8 @@ class Stylizer:
     Instances hold no per-call state: ``stylize`` may be called from many threads.
     """
 
-    def __init__(self, model: str | os.PathLike | nn.Module, *, backend: str = "auto", provider: str = "auto",
-                 threads: int | None = None, memory: str = "arena") -> None:
+    def __init__(self, model: str | os.PathLike | nn.Module | bytes, *, backend: str = "auto",
+                 provider: str = "auto", threads: int | None = None, memory: str = "arena") -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
         self.metadata: dict[str, Any] = {}
@@ -78,6 +78,11 @@ class Stylizer:
             else:
                 self.backend = TorchBackend(net)
             self.metadata = {"style_name": "unnamed"}
+        elif isinstance(model, bytes):
+            if backend == "torch":
+                raise ModelError("the torch backend needs a checkpoint (.ckpt), not ONNX bytes")
+            self.backend = OnnxBackend(model, provider, threads, memory)
+            self.metadata = dict(self.backend.metadata)
         else:
             path = Path(model)
             if path.suffix.lower() in CHECKPOINT_SUFFIXES:

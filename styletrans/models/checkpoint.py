@@ -28,7 +28,7 @@ PREFIX = "transformer."
 TRAINING_KEYS = (
     "transformer", "loss_network", "content_layers", "style_layers", "content_weight",
     "style_weight", "tv_weight", "image_size", "style_size", "style_image", "lr", "lr_schedule", "warmup_steps",
-    "shift_weight", "style_factors",
+    "shift_weight", "style_factors", "base", "base_lr",
 )
 
 
@@ -115,7 +115,8 @@ def load_transformer(path: str | os.PathLike) -> tuple[TransformerNet, dict[str,
 
 def model_metadata(hparams: dict[str, Any], config: TransformerConfig, default_name: str = "style") -> dict[str, Any]:
     """``style_name``, ``transformer`` (the config) and ``training`` (settings) as plain JSON; a
-    multi-style network adds ``styles``, its style names in the network's order."""
+    multi-style network adds ``styles``, its style names in the network's order, and one trained onto
+    a base (``styletrans.training.finetune``) ``fine_tune``: the base's name and styles, and the new ones."""
     training = {k: _jsonable(hparams[k]) for k in TRAINING_KEYS if k in hparams}
     training["transformer"] = config.as_dict()  # the truth, from the weights
     metadata = {
@@ -129,6 +130,9 @@ def model_metadata(hparams: dict[str, Any], config: TransformerConfig, default_n
         if len(names) != config.styles:  # hyper-parameters lost or wrong: number the styles
             names = [f"style{index}" for index in range(config.styles)]
         metadata["styles"] = names
+        fine_tune = hparams.get("fine_tune")
+        if isinstance(fine_tune, dict) and set(fine_tune.get("new_styles") or []) <= set(names):
+            metadata["fine_tune"] = _jsonable(fine_tune)
     return metadata
 
 

@@ -26,7 +26,13 @@ class ConditionalInstanceNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(styles, channels))
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        """``style``: (B, styles) mixing weights, as ``style_weights`` returns them."""
+        """``style``: (B, styles) mixing weights, as ``style_weights`` returns them, or (styles,): one mix
+        for the whole batch, computed as the affine instance norm a baked style is (an exported mixing
+        model whose weights are bound then folds into exactly a single-style network's graph)."""
+        if style.dim() == 1:  # blended in the parameters' precision, then rounded once to the input's
+            style = style.to(self.weight.dtype)
+            return F.instance_norm(x, weight=(style @ self.weight).to(x.dtype), bias=(style @ self.bias).to(x.dtype),
+                                   eps=self.eps)
         scale = (style @ self.weight)[:, :, None, None]
         shift = (style @ self.bias)[:, :, None, None]
         return F.instance_norm(x, eps=self.eps) * scale + shift

@@ -125,7 +125,11 @@ class TransformerNet(nn.Module):
         if self.config.styles > 1:
             if style is None:
                 raise ValueError(f"this network holds {self.config.styles} styles: pass style=INDEX or weights")
-            style = style_weights(style, self.config.styles, x.shape[0]).to(x.device, x.dtype)
+            if isinstance(style, Tensor) and style.is_floating_point() and style.dim() == 1:
+                style_weights(style, self.config.styles, 1)  # checks the length
+                style = style.to(x.device)  # one mix for the whole batch (see ConditionalInstanceNorm2d)
+            else:
+                style = style_weights(style, self.config.styles, x.shape[0]).to(x.device, x.dtype)
         else:
             style = None
         # Unconditional (often zero) padding: an exported graph then holds for every size,

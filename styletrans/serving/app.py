@@ -24,14 +24,16 @@ from torch import Tensor
 
 from styletrans.images import ImageError, ImageTooLargeError
 from styletrans.inference import ModelError, Stylizer
+from styletrans.inference.mixing import MixError
 from styletrans.inference.registry import TRAIN_HINT, missing_model_hint
 from styletrans.serving.auth import require_token
 from styletrans.serving.batching import Batcher
 from styletrans.serving.errors import InternalErrorMiddleware, ServeError, install_error_handlers
 from styletrans.serving.limits import ACCEPTED_TYPES, Admission, BodySizeLimitMiddleware, Overloaded, media_type
 from styletrans.serving.metrics import Metrics, RequestMetricsMiddleware
+from styletrans.serving.mixes import MixStore
 from styletrans.serving.models import ModelStore, ServedModel
-from styletrans.serving.pipeline import StylizeOptions, decode, finish_and_encode, run_batch
+from styletrans.serving.pipeline import MixOptions, StylizeOptions, decode, finish_and_encode, run_batch
 from styletrans.serving.settings import ServeSettings
 
 log = logging.getLogger("styletrans.serving")
@@ -58,6 +60,7 @@ class Service:
     def __init__(self, settings: ServeSettings) -> None:
         self.settings = settings
         self.store = ModelStore(settings.models_dirs, self.load_model, settings.precision)
+        self.mixes = MixStore(settings.models_dirs, self.store, self.load_model)
         self.metrics = Metrics(settings.max_batch_size)
         self.batcher = Batcher(self._run_batch, max_batch_size=settings.max_batch_size,
                                batch_timeout_s=settings.batch_timeout_ms / 1000, workers=settings.workers,
@@ -69,7 +72,7 @@ class Service:
         self.metrics.in_progress.set_function(lambda: self.admission.active)
         self.metrics.models.set_function(lambda: len(self.store.models))
 
-    def load_model(self, path: Path) -> Stylizer:
+    def load_model(self, path: Path | bytes) -> Stylizer:
         return Stylizer(path, backend="onnx", provider=self.settings.provider, threads=self.settings.ort_threads,
                         memory=self.settings.memory)
 
@@ -155,10 +158,17 @@ async def read_image(request: Request, options: StylizeOptions) -> tuple[bytes, 
             raise ServeError(422, "options: expected a JSON object such as {\"size\": 512}")
         fields = {**extra, **fields}
     try:
-        return data, StylizeOptions.model_validate({**options.model_dump(exclude_unset=True), **fields})
+        return data, type(options).model_validate({**options.model_dump(exclude_unset=True), **fields})
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
         raise ServeError(422, "; ".join(problems)) from None
+
+
+def check_content_type(request: Request) -> None:
+    if media_type(request.headers.get("content-type")) not in ACCEPTED_TYPES:
+        raise ServeError(415, f"content type {media_type(request.headers.get('content-type'))!r} not accepted; "
+                         f"send one of {', '.join(ACCEPTED_TYPES)} (with curl: -H 'Content-Type: image/jpeg' "
+                         "--data-binary @photo.jpg, or -F image=@photo.jpg)", accepted=list(ACCEPTED_TYPES))
 
 
 def create_app(settings: ServeSettings, service: Service | None = None) -> FastAPI:
@@ -209,11 +219,30 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
     async def styles(request: Request) -> dict[str, Any]:
         require_token(request, settings.api_key)
         models = service.store.models
-        return {"styles": [models[name].describe() for name in sorted(models)], "errors": service.store.errors}
+        return {"styles": [models[name].describe() for name in sorted(models)], "errors": service.store.errors,
+                "mixes": await run_in_threadpool(service.mixes.describe)}
 
-    @app.post("/v1/stylize/{style}", tags=["styles"], response_class=Response,
-              responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
-                               "description": "the stylized image"}})
+    image_responses = {200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+                             "description": "the stylized image"}}
+
+    # Before /v1/stylize/{style}, which it would otherwise be: a style named "mix" is not served by name.
+    @app.post("/v1/stylize/mix", tags=["styles"], response_class=Response, responses=image_responses)
+    async def stylize_mix(request: Request, options: Annotated[MixOptions, Query()]) -> Response:
+        """Stylize with a mix of styles of one multi-style base (``?styles=a:0.7,b:0.3``), made by the first
+        mixing model (``BASE.mix.onnx``) in the served folders that holds them all."""
+        require_token(request, settings.api_key)
+        check_content_type(request)  # before a session is built for the mix
+        try:
+            model = await run_in_threadpool(service.mixes.get, options.styles)
+        except MixError as exc:
+            raise ServeError(404 if exc.unknown else 400, str(exc), code="unknown_style" if exc.unknown
+                             else "bad_mix") from None
+        except ModelError as exc:  # a mixing model that cannot load here
+            raise ServeError(503, f"the mixing model cannot run: {exc}", code="mix_unavailable") from None
+        base = model.stylizer.metadata["base"]["name"]
+        return await respond(model, request, options, {"X-Style": model.stylizer.style_name, "X-Style-Base": base})
+
+    @app.post("/v1/stylize/{style}", tags=["styles"], response_class=Response, responses=image_responses)
     async def stylize(style: str, request: Request, options: Annotated[StylizeOptions, Query()]) -> Response:
         """Stylize the image in the body (raw bytes with an image Content-Type, or a multipart form)."""
         require_token(request, settings.api_key)
@@ -223,10 +252,12 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
             # The served folder's styles only (by default the bundled ones): others cannot be requested here.
             raise ServeError(404, f"unknown style {style[:100]!r}; available: {', '.join(available) or 'none'}; "
                              f"train another with {TRAIN_HINT}", code="unknown_style", available=available)
-        if media_type(request.headers.get("content-type")) not in ACCEPTED_TYPES:
-            raise ServeError(415, f"content type {media_type(request.headers.get('content-type'))!r} not accepted; "
-                             f"send one of {', '.join(ACCEPTED_TYPES)} (with curl: -H 'Content-Type: image/jpeg' "
-                             "--data-binary @photo.jpg, or -F image=@photo.jpg)", accepted=list(ACCEPTED_TYPES))
+        return await respond(model, request, options, {"X-Style": model.name})
+
+    async def respond(model: ServedModel, request: Request, options: StylizeOptions,
+                      headers: dict[str, str]) -> Response:
+        """The image work of a stylize request: admission, decode, the batched network call, encode."""
+        check_content_type(request)
         try:
             with service.admit():
                 data, options = await read_image(request, options)
@@ -242,7 +273,7 @@ def create_app(settings: ServeSettings, service: Service | None = None) -> FastA
         except TimeoutError:
             raise ServeError(504, f"not finished within the request timeout of {settings.request_timeout_s:g} s",
                              code="timeout") from None
-        return Response(body, media_type=options.media_type, headers={"X-Style": model.name})
+        return Response(body, media_type=options.media_type, headers=headers)
 
     @app.post("/v1/admin/reload", tags=["admin"])
     async def reload(request: Request) -> dict[str, Any]:

@@ -39,6 +39,7 @@ def scan(models_dir: Path, precision: str = "auto") -> dict[str, tuple[Path, Sig
     ``precision`` ``auto`` serves it instead of ``STYLE.onnx``, ``int8`` serves only int8
     files, ``float`` ignores them (see ``inference.registry.PRECISIONS``).
     """
+    from styletrans.inference.mixing import MIX_SUFFIX
     from styletrans.inference.registry import INT8_SUFFIX
 
     found: dict[str, tuple[Path, Signature]] = {}
@@ -46,8 +47,8 @@ def scan(models_dir: Path, precision: str = "auto") -> dict[str, tuple[Path, Sig
     for path in int8_first:
         int8 = path.name.endswith(INT8_SUFFIX)
         name = path.name[: -len(INT8_SUFFIX if int8 else ".onnx")]
-        if path.name.startswith(".") or not path.is_file() or name in found:
-            continue
+        if path.name.startswith(".") or not path.is_file() or name in found or path.name.endswith(MIX_SUFFIX):
+            continue  # mixing models serve POST /v1/stylize/mix (``serving.mixes``), not a style of their own
         if (int8 and precision == "float") or (not int8 and precision == "int8"):
             continue
         if not valid_style_name(name):

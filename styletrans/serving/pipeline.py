@@ -40,6 +40,13 @@ class StylizeOptions(BaseModel):
         return "jpeg" if self.format == "jpg" else self.format
 
 
+class MixOptions(StylizeOptions):
+    """Options of ``POST /v1/stylize/mix``: the mix, and those of a single style."""
+
+    styles: str = Field(..., max_length=1000, description="the mix: NAME:WEIGHT pairs separated by commas, styles "
+                        "of one multi-style base, e.g. starry_night:0.7,great_wave:0.3 (normalized to sum 1)")
+
+
 def decode(data: bytes, options: StylizeOptions, *, max_pixels: int, max_side: int) -> Tensor:
     """Image bytes -> (3, H, W) float tensor at the size the network will run at.
 

@@ -19,31 +19,41 @@ from styletrans.images import save_image, tensor_to_pil
 
 class SampleGrid(pl.Callback):
     """Saves ``samples/step_NNNNNN.png`` (top row: the photos; below: stylized, a row per style) at the
-    start, every ``every_n_steps`` optimizer steps and at the end of training, and logs it
-    to W&B when the W&B logger is in use. The photos are the first validation photos, so
-    every grid of a run shows the same pictures.
+    start, every ``every_n_steps`` optimizer steps (or ``every_minutes`` of training) and at the end of
+    training, and logs it to W&B when the W&B logger is in use. The photos are the first validation
+    photos, so every grid of a run shows the same pictures.
 
     Args:
-        every_n_steps: how often to save a grid; 0 = only at start and end.
+        every_n_steps: how often to save a grid; 0 = not by steps.
         num_images: how many validation photos the grid shows.
         dirpath: where the PNGs go (default: ``<run_dir>/samples``).
+        every_minutes: also save a grid once this much wall-clock time has passed since the last one
+            (0, the default: not by time), so a slow machine still shows its progress every few minutes.
     """
 
-    def __init__(self, every_n_steps: int = 500, num_images: int = 4, dirpath: str | None = None) -> None:
+    def __init__(self, every_n_steps: int = 500, num_images: int = 4, dirpath: str | None = None,
+                 every_minutes: float = 0.0) -> None:
+        if every_minutes < 0:
+            raise ValueError(f"every_minutes must be >= 0, not {every_minutes}")
         self.every_n_steps = every_n_steps
         self.num_images = num_images
         self.dirpath = dirpath
+        self.every_seconds = 60.0 * every_minutes
         self._photos: Tensor | None = None
         self._last_step = -1
+        self._last_time = time.perf_counter()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._last_time = time.perf_counter()
         if trainer.is_global_zero:
             self._photos = trainer.datamodule.preview_images(self.num_images)
             if trainer.global_step == 0:
                 self.save(trainer, pl_module)  # the untrained starting point
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
-        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
+        by_steps = self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0
+        by_time = self.every_seconds > 0 and time.perf_counter() - self._last_time >= self.every_seconds
+        if by_steps or by_time:
             self.save(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -55,6 +65,7 @@ class SampleGrid(pl.Callback):
         if not trainer.is_global_zero or self._photos is None or step == self._last_step:
             return None
         self._last_step = step
+        self._last_time = time.perf_counter()
         photos = self._photos.to(pl_module.device)
         rows = pl_module.preview(photos)
         grid = make_grid(torch.cat([photos, *rows]), nrow=len(photos), padding=2, pad_value=1.0)

@@ -31,6 +31,7 @@ from styletrans.images import ImageError, find_images, open_rgb, pil_to_tensor
 # the network only sees blurry, upscaled pixels.
 DEFAULT_CROP_SCALE = (0.5, 1.0)
 RATIO = (3 / 4, 4 / 3)
+BUNDLED_PHOTOS = "bundled"
 
 
 def probe(path: Path) -> str | None:
@@ -139,7 +140,9 @@ class ContentImages(pl.LightningDataModule):
     """Training and validation photos from one folder (searched recursively).
 
     Args:
-        root: folder of content photos (any format ``styletrans.images`` reads; greyscale is fine).
+        root: folder of content photos (any format ``styletrans.images`` reads; greyscale is fine), or
+            ``bundled``: the few photos that ship with styletrans (``styletrans/assets/photos``), enough to
+            try a new style on a base (``configs/recipes/new-style.yaml``), not to train a network.
         image_size: side of the square training crops (Johnson et al.: 256).
         batch_size: images per step and device (Johnson et al.: 4).
         num_workers: loader processes; ``None`` = one per CPU core beyond the first, at most 8.
@@ -160,6 +163,10 @@ class ContentImages(pl.LightningDataModule):
         if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, not {crop_scale}")
         self.root = Path(root).expanduser()
+        if root == BUNDLED_PHOTOS and not self.root.is_dir():  # a folder of that name wins
+            from styletrans.assets import ASSETS
+
+            self.root = ASSETS / "photos"
         if not self.root.is_dir():
             raise ValueError(f"{self.root}: the training data must be a folder of images")
         self.image_size = image_size

@@ -4,6 +4,8 @@ One style image trains the paper's per-style network. A list of style images tra
 multi-style network (conditional instance norm, Dumoulin et al. 2017): the convolutions are shared,
 each style has its own norm scales and shifts, and the samples of a batch take the styles in turn,
 so every style gets the same share of the steps. Each style's Gram targets are computed once.
+With ``base``, new styles are trained onto a trained multi-style network: only their scales and shifts
+by default (``styletrans.training.finetune``).
 
 Checkpoint contract (ONNX export and evaluation load these): the network is
 ``self.transformer`` (state-dict keys ``transformer.*``); the loss network is never
@@ -28,6 +30,7 @@ from styletrans.images import load_image
 from styletrans.losses import LossTerms, PerceptualLoss
 from styletrans.models.checkpoint import load_transformer
 from styletrans.models.transformer import TransformerConfig, TransformerNet
+from styletrans.training import finetune
 from styletrans.training.stability import random_shift, shift_consistency
 
 # Content at relu2_2 (Johnson et al. 2016, section 4.1). Style at Johnson's relu1_2, relu2_2,
@@ -68,7 +71,9 @@ class StyleTransferModule(pl.LightningModule):
         loss_network: VGG weight source (``styletrans weights list``).
         content_layers: ``{layer: weight}``; default ``{relu2_2: 1}``.
         style_layers: ``{layer: weight}``; default ``DEFAULT_STYLE_LAYERS`` (relu1_2 ... relu4_3).
-        content_weight, style_weight, tv_weight: the loss weights (styletrans.losses normalization).
+        content_weight, style_weight, tv_weight: the loss weights (styletrans.losses normalization);
+            unset (``None``): 1, 10 and 2.5e4, or with ``base``, the base's (as for the layers and
+            ``shift_weight``: a new style is trained under its base's loss unless the run says otherwise).
         lr: Adam learning rate.
         lr_schedule: ``constant`` (the paper) or ``cosine`` decay to 0 at ``trainer.max_steps``.
         warmup_steps: linear warm-up before the schedule.
@@ -77,7 +82,14 @@ class StyleTransferModule(pl.LightningModule):
         init_from: a checkpoint whose transformer weights this run starts from (fine-tuning a
             trained style with other settings); ``--ckpt_path`` resumes a run instead.
         shift_weight: weight of the stability term (``styletrans.training.stability``): the output of
-            a crop shifted by 1-3 px against the shifted output, mean squared on [0, 1] pixels.
+            a crop shifted by 1-3 px against the shifted output, mean squared on [0, 1] pixels (default 0).
+        base: train new styles onto this multi-style checkpoint (``bundled``: the base that ships with
+            styletrans; a bundled base's name; or a path): ``style_image`` names the new style(s); the
+            network is the base's plus them (``styletrans.training.finetune``); only their scales and
+            shifts train, from the mean of the base styles'. ``style_name`` then names that network
+            (default ``BASE-NEW``).
+        base_lr: with ``base``, the learning rate of the shared convolutions (0, the default: frozen, and
+            the base's styles stay exactly as they were).
     """
 
     def __init__(
@@ -91,16 +103,18 @@ class StyleTransferModule(pl.LightningModule):
         loss_network: str = "vgg16-caffe",
         content_layers: dict[str, float] | None = None,
         style_layers: dict[str, float] | None = None,
-        content_weight: float = 1.0,
-        style_weight: float = 10.0,
-        tv_weight: float = 2.5e4,
+        content_weight: float | None = None,
+        style_weight: float | None = None,
+        tv_weight: float | None = None,
         lr: float = 1e-3,
         lr_schedule: Literal["constant", "cosine"] = "constant",
         warmup_steps: int = 0,
         channels_last: bool | None = None,
         compile: bool = False,
         init_from: str | None = None,
-        shift_weight: float = 0.0,
+        shift_weight: float | None = None,
+        base: str | None = None,
+        base_lr: float = 0.0,
     ) -> None:
         super().__init__()
         # Resolved before save_hyperparameters (which reads these locals), so a checkpoint
@@ -108,6 +122,28 @@ class StyleTransferModule(pl.LightningModule):
         style_images = [style_image] if isinstance(style_image, str) else list(style_image)
         if not style_images:
             raise ValueError("style_image: give a style image, or a list of them")
+        start: finetune.Base | None = None
+        new_images: list[str] = []
+        if base is not None:
+            if init_from is not None:
+                raise ValueError("base and init_from: a new style starts from its base; give one of them")
+            if base_lr < 0:
+                raise ValueError(f"base_lr must be >= 0, not {base_lr}")
+            start = finetune.load_base(base)
+            new_images = finetune.new_style_images(start, style_images)
+            for image in new_images:
+                finetune.check_painting(image)
+            finetune.check_compatible(start, transformer_config(transformer), loss_network)
+            style_images = [*start.images, *new_images]
+            style_image = style_images
+            style_name = style_name or "-".join([start.name, *(Path(i).stem for i in new_images)])
+        inherited = start.loss_settings() if start is not None else {}
+        content_layers = inherited.get("content_layers") if content_layers is None else content_layers
+        style_layers = inherited.get("style_layers") if style_layers is None else style_layers
+        content_weight = float(inherited.get("content_weight", 1.0) if content_weight is None else content_weight)
+        style_weight = float(inherited.get("style_weight", 10.0) if style_weight is None else style_weight)
+        tv_weight = float(inherited.get("tv_weight", 2.5e4) if tv_weight is None else tv_weight)
+        shift_weight = float(inherited.get("shift_weight", 0.0) if shift_weight is None else shift_weight)
         style_names = [Path(image).stem for image in style_images]
         if len(set(style_names)) != len(style_names):
             raise ValueError(f"style_image: two styles share a name: {style_names}")
@@ -125,6 +161,16 @@ class StyleTransferModule(pl.LightningModule):
         self.save_hyperparameters()
         self.style_names = style_names
         self.transformer = TransformerNet(config)
+        # The styles this run trains: every style, or with a base, the new ones (the last of the network).
+        self.trained = list(range(config.styles - len(new_images), config.styles)) if start else None
+        self.base_record = start.record() if start is not None else None
+        if start is not None:
+            self.hparams["fine_tune"] = {"base": start.name, "base_styles": start.styles,
+                                         "new_styles": [style_names[i] for i in self.trained]}
+            self.transformer.load_state_dict(finetune.extend(start.net, len(new_images)).state_dict())
+            if base_lr == 0:
+                for parameter in finetune.shared_parameters(self.transformer):
+                    parameter.requires_grad_(False)
         if init_from is not None:
             start, _ = load_transformer(init_from)
             if start.config != config:
@@ -137,6 +183,11 @@ class StyleTransferModule(pl.LightningModule):
     @property
     def multistyle(self) -> bool:
         return self.transformer.config.styles > 1
+
+    @property
+    def trained_names(self) -> list[str]:
+        """The styles this run trains, in the order of the loss's Gram targets."""
+        return self.style_names if self.trained is None else [self.style_names[i] for i in self.trained]
 
     # -- the loss network: built lazily, never registered, never saved --------------------
 
@@ -168,11 +219,13 @@ class StyleTransferModule(pl.LightningModule):
             content_weight=hp.content_weight, style_weight=hp.style_weight, tv_weight=hp.tv_weight,
         ).to(device)
         images = [hp.style_image] if isinstance(hp.style_image, str) else list(hp.style_image)
+        if self.trained is not None:  # a new style on a base: the targets of the trained styles only
+            images = [images[index] for index in self.trained]
         self._style_files = [resolve_image(image, "styles") for image in images]
         styles = [load_image(path, hp.style_size)[None].to(device) for path in self._style_files]
         if self.multistyle:
             factors = hp.style_factors or {}
-            loss.set_styles(styles, [float(factors.get(name, 1.0)) for name in self.style_names])
+            loss.set_styles(styles, [float(factors.get(name, 1.0)) for name in self.trained_names])
         else:
             loss.set_style(styles[0])
         if self.use_channels_last(device):
@@ -205,11 +258,14 @@ class StyleTransferModule(pl.LightningModule):
 
     def style_ids(self, batch: int, step: int) -> Tensor | None:
         """The styles of a batch's samples: in turn across steps and DDP ranks, so each style gets an
-        equal share and a resumed run continues the same sequence. ``None`` for one style."""
+        equal share and a resumed run continues the same sequence. ``None`` for one style. With a base,
+        only the new styles take turns."""
         if not self.multistyle:
             return None
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self._trainer is not None else (0, 1)
         first = (step * world + rank) * batch
+        if self.trained is not None:
+            return torch.tensor(self.trained)[(first + torch.arange(batch)) % len(self.trained)]
         return (first + torch.arange(batch)) % self.transformer.config.styles
 
     def compute_loss(self, images: Tensor, step: int = 0) -> LossTerms:
@@ -225,7 +281,9 @@ class StyleTransferModule(pl.LightningModule):
         # one batch would also push the photos through the backward pass (4 units of work, not 3).
         targets = self.perceptual.content_targets(images)
         output = self.transformer(images, ids)
-        terms = self.perceptual(output, targets, style_ids=ids)
+        # The loss holds the trained styles' targets only: with a base, the new styles, numbered from 0.
+        loss_ids = ids if ids is None or self.trained is None else ids - self.trained[0]
+        terms = self.perceptual(output, targets, style_ids=loss_ids)
         terms.shift = terms.total.new_zeros(())
         if self.hparams.shift_weight:
             shift = random_shift(step)
@@ -238,7 +296,8 @@ class StyleTransferModule(pl.LightningModule):
         """The photos stylized: one batch per style (for sample grids)."""
         if not self.multistyle:
             return [self.transformer(photos).float()]
-        return [self.transformer(photos, index).float() for index in range(self.transformer.config.styles)]
+        indices = self.trained if self.trained is not None else range(self.transformer.config.styles)
+        return [self.transformer(photos, index).float() for index in indices]
 
     def _shared_step(self, images: Tensor, stage: str, step: int) -> Tensor:
         terms = self.compute_loss(images, step)
@@ -263,7 +322,13 @@ class StyleTransferModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        optimizer = torch.optim.Adam(self.transformer.parameters(), lr=hp.lr)
+        if self.trained is None:
+            optimizer = torch.optim.Adam(self.transformer.parameters(), lr=hp.lr)
+        else:  # scales and shifts at lr (the base styles' get no gradient), the convolutions at base_lr
+            groups = [{"params": finetune.norm_parameters(self.transformer), "lr": hp.lr}]
+            if hp.base_lr > 0:
+                groups.append({"params": finetune.shared_parameters(self.transformer), "lr": hp.base_lr})
+            optimizer = torch.optim.Adam(groups, lr=hp.lr)
         total = self.trainer.max_steps if self._trainer is not None else -1
         if hp.lr_schedule == "cosine" and total <= 0:
             raise ValueError("lr_schedule cosine needs trainer.max_steps")
@@ -282,14 +347,17 @@ class StyleTransferModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record each exact style file and its Gram targets (plain tensors) next to the weights:
-        ``style`` for one style, ``styles`` (in the network's order) for several."""
+        ``style`` for one style, ``styles`` (in the network's order) for several; with a base, the
+        styles trained here, and ``base``: the base's name, file, hash and styles."""
+        if self.base_record is not None:
+            checkpoint["base"] = dict(self.base_record)
         if self._perceptual is None or not self._style_files:
             return
         records = [
             {"name": name, "file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
              "grams": {k: v[index].detach().float().cpu().contiguous()
                        for k, v in self._perceptual.target_grams.items()}}
-            for index, (name, path) in enumerate(zip(self.style_names, self._style_files, strict=True))
+            for index, (name, path) in enumerate(zip(self.trained_names, self._style_files, strict=True))
         ]
         if self.multistyle:
             checkpoint["styles"] = records
