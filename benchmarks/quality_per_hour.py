@@ -183,26 +183,29 @@ def _short(value: float | None) -> str:
 
 
 PANELS = (("style_strength", "style strength (median; 1 = Gatys defaults)", 0.6),
+          ("content_ratio", "content ratio (median; to the Gatys defaults')", 1.5),
           ("equivalent_iterations", "equivalent Gatys iterations (median)", 50),
           ("lattice", "lattice score (median)", None),
           ("pan_1px", "pan: change at 1 px (grey levels, median)", 1.0))
 
 
 def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Path) -> None:
-    """One panel per figure against training hours; a line per style (and per run)."""
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 4), dpi=110)
+    """One panel per figure against training hours; a line per style (and per run). Without Gatys
+    curves (``iterations`` 0) there is no equivalent-iterations panel."""
+    panels = [p for p in PANELS if iterations or p[0] != "equivalent_iterations"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), dpi=110)
     for result in results:
         run_label = labels.get(result["run"], Path(result["run"]).name)
         names = list(result["points"][0]["styles"])
         for name in names:
             xs = [p["hours"] for p in result["points"]]
             label = name if len(results) == 1 else f"{run_label}: {name}"
-            for ax, (key, _, _) in zip(axes, PANELS, strict=True):
+            for ax, (key, _, _) in zip(axes, panels, strict=True):
                 ys = [p["styles"][name][key] for p in result["points"]]
                 if key == "equivalent_iterations":  # never caught up: drawn at the cap, so the line stays on
                     ys = [iterations if y is None else y for y in ys]
                 ax.plot(xs, ys, marker="o", markersize=3, label=label)
-    for ax, (key, title, goal) in zip(axes, PANELS, strict=True):
+    for ax, (key, title, goal) in zip(axes, panels, strict=True):
         if goal is not None:
             ax.axhline(goal, color="grey", linestyle=":", linewidth=1)
             ax.text(0, goal, "goal", va="bottom", fontsize=8, color="grey")
@@ -222,9 +225,9 @@ def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path,
+    parser.add_argument("runs", nargs="*", type=Path,
                         help="run directories with snapshots/, or model files (scored as one point each)")
-    parser.add_argument("--content-dir", type=Path, required=True)
+    parser.add_argument("--content-dir", type=Path, default=None)
     parser.add_argument("--limit", type=int, default=3)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=200,
@@ -238,11 +241,20 @@ def main() -> None:
                         help="folder of cached Gatys runs (JSON)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/quality_per_hour.json"))
     parser.add_argument("--plot", type=Path, default=Path("models/quality_per_hour.png"))
+    parser.add_argument("--replot", type=Path, default=None, metavar="JSON",
+                        help="only draw --plot from a JSON this script wrote (nothing is scored)")
     args = parser.parse_args()
+    labels = {str(Path(run)): name for run, name in (item.split("=", 1) for item in args.label)}
+    if args.replot is not None:
+        saved = json.loads(args.replot.read_text())
+        plot(saved["runs"], labels, saved["iterations"], args.plot)
+        print(f"wrote {args.plot}")
+        return
+    if not args.runs or args.content_dir is None:
+        parser.error("give RUN ... and --content-dir (or --replot JSON)")
     if args.threads:
         torch.set_num_threads(args.threads)
     photos = find_images(args.content_dir)[: args.limit]
-    labels = {str(Path(run)): name for run, name in (item.split("=", 1) for item in args.label)}
     device = torch.device("cpu")
     results = []
     for run in args.runs:

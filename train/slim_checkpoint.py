@@ -19,7 +19,6 @@ import torch
 
 from styletrans.atomic import atomic_path
 
-
 BASE_KEYS = ("state_dict", "hyper_parameters", "styles", "pytorch-lightning_version")
 
 

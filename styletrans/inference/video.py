@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,26 +120,48 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike, output: str | o
                              else sink.add_stream("aac", rate=audio.codec_context.sample_rate))
 
             pending: list[Any] = []  # decoded frames waiting for a full batch
+            # With the blend, batch k is blended on a worker thread while the network runs batch k + 1
+            # (OpenCV and ONNX Runtime release the GIL): the two use both cores. Encoding and muxing
+            # stay on this thread, in order.
+            blending: tuple[list[Any], Future] | None = None
+            pool = ThreadPoolExecutor(1, thread_name_prefix="blend") if blender is not None else None
+
+            def encode(frames: list[Any], out: np.ndarray) -> None:
+                nonlocal frames_done
+                for source_frame, pixels in zip(frames, out, strict=True):
+                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+                    frame.pts, frame.time_base = source_frame.pts, source_frame.time_base
+                    for packet in encoder.encode(frame):
+                        sink.mux(packet)
+                frames_done += len(frames)
+                bar.update(len(frames))
+
+            def blend(arrays: np.ndarray, out: np.ndarray) -> np.ndarray:
+                # frame by frame, in order: each blend needs the one before
+                return _to_bytes(np.stack([blender(a, f) for a, f in zip(arrays, out, strict=True)]))
+
+            def finish_blend() -> None:
+                nonlocal blending
+                if blending is not None:
+                    frames, future = blending
+                    blending = None
+                    encode(frames, future.result())
 
             def flush() -> None:
-                nonlocal frames_done
+                nonlocal blending
                 if not pending:
                     return
                 arrays = np.stack([f.to_ndarray(width=width, height=height, format="rgb24") for f in pending])
                 batch = torch.from_numpy(arrays).permute(0, 3, 1, 2).float().div_(255.0)
                 out = stylizer.stylize_tensor(batch, strength=strength, preserve_color=preserve_color)
                 out = out.clamp(0, 1).permute(0, 2, 3, 1).numpy()
-                if blender is not None:  # frame by frame, in order: each blend needs the one before
-                    out = np.stack([blender(a, f) for a, f in zip(arrays, out, strict=True)])
-                out = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
-                for source_frame, pixels in zip(pending, out, strict=True):
-                    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
-                    frame.pts, frame.time_base = source_frame.pts, source_frame.time_base
-                    for packet in encoder.encode(frame):
-                        sink.mux(packet)
-                frames_done += len(pending)
-                bar.update(len(pending))
+                frames = list(pending)
                 pending.clear()
+                if pool is None:
+                    encode(frames, _to_bytes(out))
+                    return
+                finish_blend()
+                blending = frames, pool.submit(blend, arrays, out)
 
             streams = [video] + ([audio] if audio is not None else [])
             with tqdm(total=video.frames or None, unit="frame", desc=source.name, disable=not progress) as bar:
@@ -157,9 +180,13 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike, output: str | o
                             pending.append(frame)
                             if len(pending) >= batch_size:
                                 flush()
+                    flush()
+                    finish_blend()
                 except av.error.FFmpegError as exc:
                     raise VideoError(f"{source}: decoding failed after {frames_done} frames ({exc})") from None
-                flush()
+                finally:
+                    if pool is not None:
+                        pool.shutdown(cancel_futures=True)
             sink.mux(encoder.encode(None))
             if audio_out is not None and not audio_copy:
                 sink.mux(audio_out.encode(None))
@@ -168,3 +195,8 @@ def stylize_video(stylizer: Stylizer, source: str | os.PathLike, output: str | o
     return {"input": str(source), "output": str(output), "frames": frames_done, "fps": float(rate),
             "size": [width, height], "audio": None if audio is None else ("copied" if audio_copy else "aac"),
             "temporal": None if blender is None else {"cuts": blender.cuts}}
+
+
+def _to_bytes(frames: np.ndarray) -> np.ndarray:
+    """[0, 1] float frames as uint8."""
+    return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
