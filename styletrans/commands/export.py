@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 def export_mix(net: Any, metadata: dict[str, Any], args: argparse.Namespace) -> int:
     """``--mix``: the whole multi-style network as one mixing model, ``BASE.mix.onnx``, verified under a
     one-hot and a random mix of its styles at each size before it is moved into place."""
-    from styletrans.atomic import OutputExistsError, atomic_path
+    from styletrans.atomic import OutputExistsError
     from styletrans.cli import CommandError
     from styletrans.export import VERIFY_SIZES, export_mix_onnx, mixing_metadata, verify_mix_onnx
     from styletrans.inference.mixing import MIX_SUFFIX
@@ -132,40 +133,46 @@ def export_mix(net: Any, metadata: dict[str, Any], args: argparse.Namespace) -> 
     if output.exists() and not args.overwrite:
         raise OutputExistsError(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    with atomic_path(output, overwrite=args.overwrite) as tmp:
-        export_mix_onnx(net, tmp, metadata=mixing_metadata(metadata), fp16=args.fp16, opset=args.opset,
-                        overwrite=True)
-        seconds = time.perf_counter() - start
-        report = verify_mix_onnx(tmp, net, sizes=tuple(args.verify_sizes or VERIFY_SIZES))
-        print(f"exported the mixing model of {name!r} ({net.config.styles} styles: {', '.join(metadata['styles'])}; "
-              f"{'fp16' if args.fp16 else 'fp32'}) in {seconds:.1f}s")
-        print(report.summary())
-        if not report.passed:
-            raise CommandError(f"ONNX output differs from PyTorch by {report.max_abs_diff:.2e} "
-                               f"(bound {report.tolerance:.0e}); {output} not written")
-    print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+    write_verified(
+        output, args,
+        lambda tmp: export_mix_onnx(net, tmp, metadata=mixing_metadata(metadata), fp16=args.fp16, opset=args.opset,
+                                    overwrite=True),
+        lambda tmp: verify_mix_onnx(tmp, net, sizes=tuple(args.verify_sizes or VERIFY_SIZES)),
+        f"the mixing model of {name!r} ({net.config.styles} styles: {', '.join(metadata['styles'])}; "
+        f"{'fp16' if args.fp16 else 'fp32'})")
     return 0
 
 
-def export_one(net: Any, metadata: dict[str, Any], output: Path, args: argparse.Namespace) -> None:
-    """Export, verify and only then move into place (a failed check leaves any previous model untouched)."""
+def write_verified(output: Path, args: argparse.Namespace, export: Callable[[Path], None],
+                   verify: Callable[[Path], Any], what: str) -> None:
+    """Export to a temporary file, verify it against PyTorch, and only then move it into place (a failed
+    check leaves any previous model untouched)."""
     from styletrans.atomic import atomic_path
     from styletrans.cli import CommandError
-    from styletrans.export import VERIFY_SIZES, export_onnx, verify_onnx
 
     start = time.perf_counter()
     with atomic_path(output, overwrite=args.overwrite) as tmp:
-        export_onnx(net, tmp, metadata=metadata, fp16=args.fp16, opset=args.opset, overwrite=True)
+        export(tmp)
         seconds = time.perf_counter() - start
-        report = verify_onnx(tmp, net, sizes=tuple(args.verify_sizes or VERIFY_SIZES))
-        print(f"exported style {metadata['style_name']!r} ({'fp16' if args.fp16 else 'fp32'}, "
-              f"{net.config.base_channels} channels, {net.config.residual_blocks} residual blocks) in {seconds:.1f}s")
+        report = verify(tmp)
+        print(f"exported {what} in {seconds:.1f}s")
         print(report.summary())
         if not report.passed:
             raise CommandError(f"ONNX output differs from PyTorch by {report.max_abs_diff:.2e} "
                                f"(bound {report.tolerance:.0e}); {output} not written")
     print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+
+
+def export_one(net: Any, metadata: dict[str, Any], output: Path, args: argparse.Namespace) -> None:
+    """Export, verify and only then move into place (``write_verified``); then int8 and Triton if asked."""
+    from styletrans.export import VERIFY_SIZES, export_onnx, verify_onnx
+
+    write_verified(
+        output, args,
+        lambda tmp: export_onnx(net, tmp, metadata=metadata, fp16=args.fp16, opset=args.opset, overwrite=True),
+        lambda tmp: verify_onnx(tmp, net, sizes=tuple(args.verify_sizes or VERIFY_SIZES)),
+        f"style {metadata['style_name']!r} ({'fp16' if args.fp16 else 'fp32'}, {net.config.base_channels} "
+        f"channels, {net.config.residual_blocks} residual blocks)")
     if args.int8:
         quantize_and_verify(output, int8_path(output), args, net, "PyTorch fp32",
                             tuple(args.verify_sizes or VERIFY_SIZES))
