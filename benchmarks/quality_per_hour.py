@@ -59,11 +59,13 @@ def snapshots(run: Path) -> list[dict]:
 
 
 def style_models(path: Path, device: torch.device) -> list[FastModel]:
-    """The snapshot as one ``FastModel`` per style (a multi-style snapshot baked style by style)."""
+    """The snapshot as one ``FastModel`` per style (a multi-style snapshot baked style by style; a
+    fine-tune's, its new styles only)."""
     if path.suffix == ".onnx":
         return [load_model(path, device)]
     net, metadata = load_transformer(path)
-    networks = per_style_networks(net, metadata) if net.config.styles > 1 else [(net, metadata)]
+    new_styles = (metadata.get("fine_tune") or {}).get("new_styles")  # a fine-tune: its new style(s) only
+    networks = per_style_networks(net, metadata, new_styles) if net.config.styles > 1 else [(net, metadata)]
     return [FastModel(path, TorchBackend(style_net, device), style_meta) for style_net, style_meta in networks]
 
 
@@ -190,15 +192,18 @@ PANELS = (("style_strength", "style strength (median; 1 = Gatys defaults)", 0.6)
 
 
 def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Path) -> None:
-    """One panel per figure against training hours; a line per style (and per run). Without Gatys
+    """One panel per figure against training hours (minutes for runs under an hour); a line per style
+    (and per run). Without Gatys
     curves (``iterations`` 0) there is no equivalent-iterations panel."""
     panels = [p for p in PANELS if iterations or p[0] != "equivalent_iterations"]
+    longest = max(p["hours"] for r in results for p in r["points"])
+    unit, per_hour = ("hours", 1) if longest >= 1 else ("minutes", 60)  # a fine-tune's curve is in minutes
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), dpi=110)
     for result in results:
         run_label = labels.get(result["run"], Path(result["run"]).name)
         names = list(result["points"][0]["styles"])
         for name in names:
-            xs = [p["hours"] for p in result["points"]]
+            xs = [p["hours"] * per_hour for p in result["points"]]
             label = name if len(results) == 1 else f"{run_label}: {name}"
             for ax, (key, _, _) in zip(axes, panels, strict=True):
                 ys = [p["styles"][name][key] for p in result["points"]]
@@ -214,7 +219,7 @@ def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Pat
             ax.axhline(gatys, color="grey", linestyle=":", linewidth=1)
             ax.text(0, gatys, "Gatys defaults", va="bottom", fontsize=8, color="grey")
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("training hours (2 CPU cores)")
+        ax.set_xlabel(f"training {unit} (2 CPU cores)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()

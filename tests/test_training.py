@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -21,6 +23,7 @@ from PIL import Image
 
 from styletrans.assets import resolve_image
 from styletrans.cli import main as styletrans_main
+from styletrans.training.callbacks import StepProgressBar
 from styletrans.training.cli import default_precision, expand_data_shorthand, main
 from styletrans.training.data import ContentImages, StreamSampler, TrainCrops
 from styletrans.training.module import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, StyleTransferModule
@@ -160,6 +163,20 @@ def test_loss_network_follows_device_dtype_and_memory_format_moves(style: Path) 
     assert next(module.perceptual.encoder.parameters()).dtype == torch.float64
     assert all(g.dtype == torch.float64 for g in module.perceptual.target_grams.values())
     assert all(not k.startswith(("_perceptual", "perceptual")) for k in module.state_dict())
+
+
+def test_cosine_decay_over_the_last_steps_only(style: Path) -> None:
+    module = StyleTransferModule(style_image=str(style), lr=1.0, lr_schedule="cosine", decay_steps=4, **TINY_MODEL)
+    module._trainer = SimpleNamespace(max_steps=10)  # configure_optimizers reads only max_steps
+    scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(11):
+        rates.append(scheduler.get_last_lr()[0])
+        scheduler.optimizer.step()
+        scheduler.step()
+    assert rates[:7] == [1.0] * 7  # constant up to max_steps - decay_steps
+    assert rates[7] == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert rates[7] > rates[8] > rates[9] > rates[10] == pytest.approx(0.0)
 
 
 def test_precision_is_chosen_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -353,8 +370,12 @@ def test_sigkill_mid_run_then_resume_matches_the_uninterrupted_run(
     saved_step = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
     assert saved_step == 10
 
-    resumed = main([*train_args(photos, style, run_dir, 30)[:-2], "--ckpt_path", str(last)])
+    resumed = main([*train_args(photos, style, run_dir, 30)[:-2], "--ckpt_path", str(last),
+                    "--trainer.enable_progress_bar", "true"])
     assert resumed.trainer.global_step == 30
+    bar = resumed.trainer.progress_bar_callback  # counts steps to max_steps from the resumed step
+    assert isinstance(bar, StepProgressBar)
+    assert (bar.train_progress_bar.initial, bar.train_progress_bar.n, bar.train_progress_bar.total) == (10, 30, 30)
     assert Path(resumed.trainer.default_root_dir) == run_dir  # resumes into the same run directory
     # Same data order, same optimizer state: the weights end where the uninterrupted run's did.
     for name, value in reference.model.transformer.state_dict().items():
@@ -396,8 +417,15 @@ def test_the_snapshot_clock_continues_after_a_resume() -> None:
     from styletrans.training.callbacks import TimedSnapshots
 
     clock = TimedSnapshots(every_minutes=1)
-    clock.load_state_dict({"elapsed_seconds": 150.0, "taken": 2})  # what a checkpoint carries
+    clock.load_state_dict({"elapsed_seconds": 150.0})  # what a checkpoint carries
     assert clock.elapsed() == 150.0
-    assert clock.state_dict() == {"elapsed_seconds": 150.0, "taken": 2}
+    assert clock.state_dict() == {"elapsed_seconds": 150.0}
+    saved = []
+    clock.save = lambda *_: saved.append(clock.elapsed())  # type: ignore[method-assign]
+    clock.on_train_batch_end(None, None)  # 150 s: the 2-minute snapshot was taken before the resume
+    clock.elapsed_before = 400.0  # the clock jumps past three marks (a resume with a shorter interval)
+    clock.on_train_batch_end(None, None)
+    clock.on_train_batch_end(None, None)
+    assert saved == [400.0]  # one snapshot, not one per step until the count catches up
     with pytest.raises(ValueError, match="every_minutes"):
         TimedSnapshots(every_minutes=-1)

@@ -1,5 +1,5 @@
-"""Progress you can look at: a fixed grid of validation photos, stylized every N steps, and
-snapshots of the network every N minutes for quality-per-hour curves."""
+"""Progress you can look at: a fixed grid of validation photos, stylized every N steps, snapshots of
+the network every N minutes for quality-per-hour curves, and a bar that counts steps to the end."""
 
 from __future__ import annotations
 
@@ -9,12 +9,43 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
 from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 from torchvision.utils import make_grid
 
 from styletrans.atomic import atomic_path
 from styletrans.images import save_image, tensor_to_pil
+
+
+class StepProgressBar(TQDMProgressBar):
+    """Lightning's bar counts the batches of an epoch, and the training stream is one endless epoch
+    (``N/?``, no time left). This one counts optimizer steps up to ``trainer.max_steps``, so it shows
+    the time remaining; a resumed run starts at its step and its rate counts only this session's steps."""
+
+    def on_train_start(self, trainer: pl.Trainer, *args: object) -> None:
+        super().on_train_start(trainer, *args)
+        self._count_steps(trainer)  # a run resumed mid-epoch gets no on_train_epoch_start
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *args: object) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        self._count_steps(trainer)
+
+    def _count_steps(self, trainer: pl.Trainer) -> None:
+        if trainer.max_steps > 0:
+            bar = self.train_progress_bar
+            bar.reset(total=trainer.max_steps)
+            bar.initial = bar.n = trainer.global_step
+            bar.set_description("Training")
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: object,
+                           batch: object, batch_idx: int) -> None:
+        if trainer.max_steps <= 0:
+            return super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        bar = self.train_progress_bar
+        if self._should_update(trainer.global_step, bar.total):
+            bar.n = trainer.global_step
+            bar.set_postfix(self.get_metrics(trainer, pl_module))  # refreshes the bar
 
 
 class SampleGrid(pl.Callback):
@@ -101,11 +132,12 @@ class TimedSnapshots(pl.Callback):
         self._last_step = -1
 
     def state_dict(self) -> dict[str, float]:
-        return {"elapsed_seconds": self.elapsed(), "taken": self._taken}
+        return {"elapsed_seconds": self.elapsed()}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.elapsed_before = float(state.get("elapsed_seconds", 0.0))
-        self._taken = int(state.get("taken", 0))
+        # Counted from the clock, not restored: a run resumed with another interval goes on from here.
+        self._taken = int(self.elapsed_before // self.every_seconds) if self.every_seconds > 0 else 0
 
     def elapsed(self) -> float:
         return self.elapsed_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
@@ -115,7 +147,7 @@ class TimedSnapshots(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
         if self.every_seconds > 0 and self.elapsed() >= (self._taken + 1) * self.every_seconds:
-            self._taken += 1
+            self._taken = int(self.elapsed() // self.every_seconds)  # one snapshot, however late
             self.save(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

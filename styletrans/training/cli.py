@@ -18,11 +18,12 @@ from typing import Any
 
 import torch
 from jsonargparse import DefaultHelpFormatter, lazy_instance
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import WandbLogger
 
-from styletrans.training.callbacks import SampleGrid, TimedSnapshots
+from styletrans.training.callbacks import SampleGrid, StepProgressBar, TimedSnapshots
 from styletrans.training.data import ContentImages
 from styletrans.training.module import StyleTransferModule
 
@@ -87,7 +88,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 
 class StyleTransferCLI(LightningCLI):
-    """LightningCLI with ``--ckpt_path``, ``--run_dir``, ``checkpoint.*``, ``samples.*``, ``snapshots.*``."""
+    """LightningCLI with ``--ckpt_path``, ``--run_dir``, ``checkpoint.*``, ``samples.*``, ``snapshots.*``,
+    and a progress bar that counts steps to ``trainer.max_steps``."""
 
     def __init__(self, args: Sequence[str] | None = None) -> None:
         super().__init__(
@@ -121,6 +123,14 @@ class StyleTransferCLI(LightningCLI):
         })
         parser.add_lightning_class_args(SampleGrid, "samples")
         parser.add_lightning_class_args(TimedSnapshots, "snapshots")
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        listed = config.get("callbacks") or []
+        listed = listed if isinstance(listed, list) else [listed]
+        if config.get("enable_progress_bar") is not False and not any(
+                isinstance(c, ProgressBar) for c in [*listed, *callbacks]):
+            callbacks = [*callbacks, StepProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         if args is None:

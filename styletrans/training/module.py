@@ -77,6 +77,8 @@ class StyleTransferModule(pl.LightningModule):
         lr: Adam learning rate.
         lr_schedule: ``constant`` (the paper) or ``cosine`` decay to 0 at ``trainer.max_steps``.
         warmup_steps: linear warm-up before the schedule.
+        decay_steps: with ``cosine``, decay over only the last this many steps before
+            ``trainer.max_steps`` (constant before): a long constant-rate run ends in an anneal.
         channels_last: NHWC memory format; ``None`` = on for CUDA, off elsewhere.
         compile: ``torch.compile`` the transformer and the loss network (state-dict keys unchanged).
         init_from: a checkpoint whose transformer weights this run starts from (fine-tuning a
@@ -109,6 +111,7 @@ class StyleTransferModule(pl.LightningModule):
         lr: float = 1e-3,
         lr_schedule: Literal["constant", "cosine"] = "constant",
         warmup_steps: int = 0,
+        decay_steps: int | None = None,
         channels_last: bool | None = None,
         compile: bool = False,
         init_from: str | None = None,
@@ -333,13 +336,14 @@ class StyleTransferModule(pl.LightningModule):
         if hp.lr_schedule == "cosine" and total <= 0:
             raise ValueError("lr_schedule cosine needs trainer.max_steps")
         warmup, cosine = hp.warmup_steps, hp.lr_schedule == "cosine"
+        decay_start = warmup if hp.get("decay_steps") is None else max(warmup, total - hp.decay_steps)
 
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
-            if not cosine:
+            if not cosine or step < decay_start:
                 return 1.0
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            progress = min(1.0, (step - decay_start) / max(1, total - decay_start))
             return 0.5 * (1.0 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
