@@ -190,7 +190,7 @@ def test_a_multistyle_run_trains_every_style_and_records_them(multistyle_run: tu
     assert all(len(r["sha256"]) == 64 and set(r["grams"]) == {"relu1_2", "relu2_2"} for r in records)
     assert not torch.equal(records[0]["grams"]["relu1_2"], records[1]["grams"]["relu1_2"])
     with Image.open(run_dir / "samples" / "step_000020.png") as grid:
-        assert grid.height == 3 * 32 + 4 * 2  # the photos, then a row per style
+        assert grid.height == 3 * 40 + 4 * 2  # the photos, then a row per style (samples.size 40)
     loaded = StyleTransferModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu")
     x = torch.rand(1, 3, 24, 24)
     with torch.no_grad():

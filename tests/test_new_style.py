@@ -83,7 +83,7 @@ def test_a_new_style_learns_while_the_base_styles_stay_as_they_were(run: tuple[P
     # Lightning's bar counts down to max_steps (tqdm shows the time remaining from it).
     assert cli.trainer.progress_bar_callback.train_progress_bar.total == 30
     with Image.open(run_dir / "samples" / "step_000030.png") as grid:
-        assert grid.height == 2 * 32 + 3 * 2  # the photos, then the new style alone
+        assert grid.height == 2 * 40 + 3 * 2  # the photos, then the new style alone (samples.size 40)
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert ckpt["base"]["name"] == "pair" and len(ckpt["base"]["sha256"]) == 64
     assert [r["name"] for r in ckpt["styles"]] == ["candy"]

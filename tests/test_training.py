@@ -49,7 +49,7 @@ def train_args(photos: Path, style: Path, run_dir: Path, max_steps: int, *extra:
         "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false", "--trainer.num_sanity_val_steps", "0",
         "--trainer.logger", "CSVLogger", "--samples.every_n_steps", "10", "--samples.num_images", "2",
-        "--run_dir", str(run_dir), *extra,
+        "--samples.size", "40", "--run_dir", str(run_dir), *extra,
     ]
 
 
@@ -258,7 +258,8 @@ def test_loss_falls_and_the_run_directory_has_everything(finished_run: tuple[Pat
     grids = sorted(p.name for p in (run_dir / "samples").glob("*.png"))
     assert grids == ["step_000000.png", "step_000010.png", "step_000020.png", "step_000030.png"]
     with Image.open(run_dir / "samples" / "step_000030.png") as grid:
-        assert grid.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # 2 photos x (photo, stylized), 2 px padding
+        # 2 photos x (photo, stylized) at samples.size (not the 32 px crops), 2 px padding
+        assert grid.size == (2 * 40 + 3 * 2, 2 * 40 + 3 * 2)
 
 
 def test_the_best_checkpoint_has_the_lowest_validation_loss(finished_run: tuple[Path, object]) -> None:

@@ -60,16 +60,19 @@ class SampleGrid(pl.Callback):
         dirpath: where the PNGs go (default: ``<run_dir>/samples``).
         every_minutes: also save a grid once this much wall-clock time has passed since the last one
             (0, the default: not by time), so a slow machine still shows its progress every few minutes.
+        size: side of the photos in the grid (default: the training crops'). Small crops at the photos'
+            own scale are a poor view of a whole photo: at 128 px its strokes fill the picture.
     """
 
     def __init__(self, every_n_steps: int = 500, num_images: int = 4, dirpath: str | None = None,
-                 every_minutes: float = 0.0) -> None:
+                 every_minutes: float = 0.0, size: int | None = None) -> None:
         if every_minutes < 0:
             raise ValueError(f"every_minutes must be >= 0, not {every_minutes}")
         self.every_n_steps = every_n_steps
         self.num_images = num_images
         self.dirpath = dirpath
         self.every_seconds = 60.0 * every_minutes
+        self.size = size
         self._photos: Tensor | None = None
         self._last_step = -1
         self._last_time = time.perf_counter()
@@ -77,7 +80,7 @@ class SampleGrid(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._last_time = time.perf_counter()
         if trainer.is_global_zero:
-            self._photos = trainer.datamodule.preview_images(self.num_images)
+            self._photos = trainer.datamodule.preview_images(self.num_images, self.size)
             if trainer.global_step == 0:
                 self.save(trainer, pl_module)  # the untrained starting point
 

@@ -245,7 +245,8 @@ class ContentImages(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader(CenterCrops(self.val_files, self.image_size))
 
-    def preview_images(self, count: int) -> Tensor:
-        """The first ``count`` validation photos (centre crops), a fixed set for sample grids."""
-        dataset = CenterCrops(self.val_files[:count], self.image_size)
+    def preview_images(self, count: int, size: int | None = None) -> Tensor:
+        """The first ``count`` validation photos (centre crops, ``size`` px; default the training
+        crops'), a fixed set for sample grids."""
+        dataset = CenterCrops(self.val_files[:count], size or self.image_size)
         return torch.stack([dataset[i] for i in range(len(dataset))])
