@@ -336,7 +336,7 @@ class StyleTransferModule(pl.LightningModule):
         if hp.lr_schedule == "cosine" and total <= 0:
             raise ValueError("lr_schedule cosine needs trainer.max_steps")
         warmup, cosine = hp.warmup_steps, hp.lr_schedule == "cosine"
-        decay_start = warmup if hp.get("decay_steps") is None else max(warmup, total - hp.decay_steps)
+        decay_start = warmup if hp.decay_steps is None else max(warmup, total - hp.decay_steps)
 
         def factor(step: int) -> float:
             if step < warmup:
