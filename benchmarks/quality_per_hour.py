@@ -199,15 +199,16 @@ def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Pat
     longest = max(p["hours"] for r in results for p in r["points"])
     unit, per_hour = ("hours", 1) if longest >= 1 else ("minutes", 60)  # a fine-tune's curve is in minutes
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), dpi=110)
-    colours: dict[str, str] = {}  # one colour per style, across runs; a line style per run
+    colours: dict[str, str] = {}  # a colour per style and a line style per run: the legend names each once
     for run_index, result in enumerate(results):
-        run_label = labels.get(result["run"], Path(result["run"]).name)
+        linestyle, marker = ("-", "--", ":", "-.")[run_index % 4], "osv^D"[run_index % 5]
+        if len(results) > 1:
+            run_label = labels.get(result["run"], Path(result["run"]).name)
+            axes[0].plot([], [], color="black", linestyle=linestyle, marker=marker, markersize=3, label=run_label)
         for name in result["points"][0]["styles"]:
             xs = [p["hours"] * per_hour for p in result["points"]]
-            shared = sum(name in r["points"][0]["styles"] for r in results) > 1  # the same network, later
-            first = name not in colours
+            label = None if name in colours else name
             colour = colours.setdefault(name, f"C{len(colours) % 10}")
-            label = (name if first else None) if shared or len(results) == 1 else f"{run_label}: {name}"
             for ax, (key, _, _) in zip(axes, panels, strict=True):
                 ys = [p["styles"][name][key] for p in result["points"]]
                 if key == "equivalent_iterations":
@@ -215,8 +216,7 @@ def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Pat
                     if not cap:
                         continue  # scored without Gatys curves: no line
                     ys = [cap if y is None else y for y in ys]  # never caught up: drawn at the cap
-                ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colour,
-                        linestyle=("-", "--", ":", "-.")[run_index % 4])
+                ax.plot(xs, ys, marker=marker, markersize=3, label=label, color=colour, linestyle=linestyle)
     for ax, (key, title, goal) in zip(axes, panels, strict=True):
         if goal is not None:
             ax.axhline(goal, color="grey", linestyle=":", linewidth=1)
