@@ -177,7 +177,8 @@ def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, devi
                          f"/{_short(v['pan_1px'])}" for name, v in per_style.items())
         print(f"  {entry['file']} (step {entry['step']}, {hours:.2f} h): strength/equivalent/pan {line}")
     gatys_lattice = {name: median(r["gatys_lattice"] for r in records) for name, (_, _, records) in styles.items()}
-    return {"run": str(run), "training": first[0].training, "gatys_lattice": gatys_lattice, "points": points}
+    return {"run": str(run), "training": first[0].training, "iterations": iterations, "gatys_lattice": gatys_lattice,
+            "points": points}
 
 
 def _short(value: float | None) -> str:
@@ -193,8 +194,7 @@ PANELS = (("style_strength", "style strength (median; 1 = Gatys defaults)", 0.6)
 
 def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Path) -> None:
     """One panel per figure against training hours (minutes for runs under an hour); a line per style
-    (and per run). Without Gatys
-    curves (``iterations`` 0) there is no equivalent-iterations panel."""
+    and run. Without Gatys curves (``iterations`` 0) there is no equivalent-iterations panel."""
     panels = [p for p in PANELS if iterations or p[0] != "equivalent_iterations"]
     longest = max(p["hours"] for r in results for p in r["points"])
     unit, per_hour = ("hours", 1) if longest >= 1 else ("minutes", 60)  # a fine-tune's curve is in minutes
@@ -205,14 +205,14 @@ def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Pat
         if len(results) > 1:
             run_label = labels.get(result["run"], Path(result["run"]).name)
             axes[0].plot([], [], color="black", linestyle=linestyle, marker=marker, markersize=3, label=run_label)
+        cap = result.get("iterations", iterations)  # each run's own Gatys-curve length (older JSONs: the file's)
+        xs = [p["hours"] * per_hour for p in result["points"]]
         for name in result["points"][0]["styles"]:
-            xs = [p["hours"] * per_hour for p in result["points"]]
             label = None if name in colours else name
             colour = colours.setdefault(name, f"C{len(colours) % 10}")
             for ax, (key, _, _) in zip(axes, panels, strict=True):
                 ys = [p["styles"][name][key] for p in result["points"]]
                 if key == "equivalent_iterations":
-                    cap = result.get("iterations", iterations)  # a run's own, where runs scored apart are merged
                     if not cap:
                         continue  # scored without Gatys curves: no line
                     ys = [cap if y is None else y for y in ys]  # never caught up: drawn at the cap
