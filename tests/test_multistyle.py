@@ -21,7 +21,7 @@ from styletrans.models.conditional import ConditionalInstanceNorm2d, bake_style,
 from styletrans.models.transformer import TransformerConfig, TransformerNet
 from styletrans.training.cli import main as train_main
 from styletrans.training.module import StyleTransferModule
-from styletrans.training.stability import random_shift, shift_consistency
+from styletrans.training.stability import random_shift, shift_consistency, shift_noise
 from styletrans.vgg import VGGFeatures
 from tests.conftest import make_photo
 from tests.test_training import read_metrics, train_args
@@ -132,6 +132,35 @@ def test_training_on_the_stability_term_makes_a_network_follow_the_picture() -> 
         optimizer.step()
         values.append(float(loss.detach()))
     assert sum(values[-5:]) < 0.5 * sum(values[:5]), values
+
+
+def test_with_noise_in_the_stability_term_a_network_learns_to_ignore_the_noise() -> None:
+    torch.manual_seed(1)
+    box = torch.ones(3, 1, 5, 5) / 25
+
+    def smooth(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(torch.nn.functional.pad(x, (2, 2, 2, 2), mode="reflect"), box, groups=3)
+
+    images = ((smooth(smooth(torch.rand(4, 3, 40, 40))) - 0.5) * 4 + 0.5).clamp(0, 1)  # photo-like: smooth
+    assert torch.equal(shift_noise(7, images, 0.1), shift_noise(7, images, 0.1))  # resumable: a function of step
+
+    def noise_response(std: float) -> float:
+        """Train to reproduce the photos under the stability term, then move the input by fresh noise."""
+        torch.manual_seed(0)
+        net = TransformerNet(TransformerConfig(8, 1, space_to_depth=True))
+        optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+        for step in range(60):
+            dy, dx = shift = random_shift(step)
+            noise = shift_noise(step, images[..., dy:, dx:], std) if std else None
+            output = net(images)
+            loss = (output - images).pow(2).mean() + shift_consistency(net, images, output, shift, noise=noise)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            return float((net((images + shift_noise(999, images, 0.05)).clamp(0, 1)) - net(images)).abs().mean())
+
+    assert noise_response(0.1) < 0.85 * noise_response(0.0)  # measured 0.71x
 
 
 def test_the_pan_number_is_zero_for_a_map_that_follows_the_picture_and_large_for_a_fixed_grid() -> None:

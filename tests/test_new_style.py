@@ -15,6 +15,7 @@ from PIL import Image
 
 import styletrans.inference.registry as registry
 from styletrans.cli import main as styletrans_main
+from styletrans.images import pil_to_tensor
 from styletrans.inference.mixing import resolve_mix
 from styletrans.models.checkpoint import load_transformer, write_checkpoint
 from styletrans.models.conditional import ConditionalInstanceNorm2d
@@ -35,9 +36,13 @@ BASE_LOSS = {"loss_network": "random", "content_layers": {"relu2_2": 1.0}, "styl
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A two-style base of the tests' tiny architecture, with the loss it was 'trained' under."""
+    root = tmp_path_factory.mktemp("base")
+    images = [root / "waves.png", root / "dots.png"]
+    for seed, image in enumerate(images):
+        make_photo(40, 40, seed=20 + seed).save(image)
     net = multistyle_net(2, space_to_depth=False, seed=11)
-    return write_checkpoint(tmp_path_factory.mktemp("base") / "pair.ckpt", net, "pair",
-                            style_image=["waves.png", "dots.png"], **BASE_LOSS)
+    return write_checkpoint(root / "pair.ckpt", net, "pair", style_image=[str(i) for i in images],
+                            style_factors={"dots": 0.5}, **BASE_LOSS)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +93,8 @@ def test_a_new_style_learns_while_the_base_styles_stay_as_they_were(run: tuple[P
     assert ckpt["base"]["name"] == "pair" and len(ckpt["base"]["sha256"]) == 64
     assert [r["name"] for r in ckpt["styles"]] == ["candy"]
     assert ckpt["hyper_parameters"]["fine_tune"] == {"base": "pair", "base_styles": ["waves", "dots"],
-                                                     "new_styles": ["candy"]}
+                                                     "new_styles": ["candy"], "base_style_factors": {"dots": 0.5}}
+    assert ckpt["hyper_parameters"]["style_factors"]["candy"] > 0  # the recipe balances the new style
 
 
 def test_the_new_style_exports_alone_and_mixes_with_the_base(run: tuple[Path, object], tmp_path: Path,
@@ -129,6 +135,38 @@ def test_the_new_style_starts_at_the_mean_of_the_base_styles() -> None:
         assert torch.equal(extended(x, 1), net(x, 1))
 
 
+def test_a_balanced_factor_brings_the_photos_style_term_to_the_base_median() -> None:
+    from styletrans.vgg import VGGFeatures
+
+    encoder = VGGFeatures(["relu1_2", "relu2_2"], weights="random").eval()
+    layers = {"relu1_2": 1.0, "relu2_2": 1.0}
+    photos = [pil_to_tensor(make_photo(32, 32, seed=i))[None] for i in range(3)]
+    calm, loud = torch.full((1, 3, 32, 32), 0.5) + 0.05 * torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32).round()
+    assert finetune.balanced_factors(encoder, layers, [calm], [1.0], [calm], photos) == pytest.approx([1.0])
+    assert finetune.balanced_factors(encoder, layers, [calm], [0.5], [calm], photos) == pytest.approx([0.5])
+    # A high-contrast painting is further from every photo than a flat one: its term is scaled down.
+    assert finetune.balanced_factors(encoder, layers, [calm], [1.0], [loud], photos)[0] < 0.5
+
+
+def test_balance_to_base_records_the_new_styles_factor_and_keeps_a_given_one(base: Path, painting: Path) -> None:
+    module = new_style(painting, base, balance_to_base=True)
+    module.prepare("cpu")
+    factor = module.hparams.style_factors["candy"]
+    assert factor > 0 and factor != 1.0 and module.hparams.fine_tune["base_style_factors"] == {"dots": 0.5}
+    assert float(module.perceptual.style_factors[0]) == pytest.approx(factor)
+    given = new_style(painting, base, balance_to_base=True, style_factors={"candy": 0.3})
+    given.prepare("cpu")
+    assert given.hparams.style_factors == {"candy": 0.3}
+
+
+def test_balance_to_base_without_the_base_paintings_is_a_one_line_error(painting: Path, tmp_path: Path) -> None:
+    lost = write_checkpoint(tmp_path / "lost.ckpt", multistyle_net(2, space_to_depth=False), "lost",
+                            style_image=[str(tmp_path / "gone.png"), str(tmp_path / "away.png")], **BASE_LOSS)
+    module = new_style(painting, lost, balance_to_base=True)
+    with pytest.raises(ValueError, match=r"^balance_to_base: the base's style image [^\n]*balance_to_base false$"):
+        module.prepare("cpu")
+
+
 def new_style(painting: Path, base: Path | str, **settings: object) -> StyleTransferModule:
     return StyleTransferModule(style_image=str(painting), base=str(base), **{**TINY_MODEL, **settings})
 
@@ -144,6 +182,7 @@ def test_explicit_loss_settings_win_over_the_base(base: Path, painting: Path) ->
     ({"loss_network": "vgg16-caffe"}, "trained against the loss network 'random'"),
     ({"init_from": "x.ckpt"}, "base and init_from"),
     ({"base_lr": -1.0}, "base_lr must be >= 0"),
+    ({"shift_noise": -0.1}, "shift_noise must be >= 0"),
 ])
 def test_a_base_that_does_not_fit_is_a_one_line_error(base: Path, painting: Path, settings: dict, cause: str) -> None:
     with pytest.raises(ValueError, match=r"^[^\n]*$") as info:

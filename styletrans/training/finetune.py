@@ -14,19 +14,23 @@ this network, ``BASE-NEW``), and ``export --mix`` writes a mixing model that ble
 from __future__ import annotations
 
 import hashlib
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from styletrans.losses import gram_matrix, style_loss
 from styletrans.models.conditional import ConditionalInstanceNorm2d
 from styletrans.models.transformer import TransformerConfig, TransformerNet
 
 BUNDLED = "bundled"
 # The loss settings a new style takes from its base unless the run sets them: the base's look is its loss.
-INHERITED_LOSS = ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "shift_weight")
+INHERITED_LOSS = ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight", "shift_weight",
+                  "shift_noise")
 
 
 @dataclass
@@ -157,3 +161,26 @@ def shared_parameters(net: nn.Module) -> list[nn.Parameter]:
     """The parameters every style shares: the convolutions."""
     norms = {id(p) for p in norm_parameters(net)}
     return [p for p in net.parameters() if id(p) not in norms]
+
+
+@torch.no_grad()
+def balanced_factors(encoder: nn.Module, style_layers: Mapping[str, float], base_styles: Sequence[Tensor],
+                     base_factors: Sequence[float], new_styles: Sequence[Tensor],
+                     photos: Sequence[Tensor]) -> list[float]:
+    """Each new style's factor that makes its style term of ``photos`` the median of the base styles' (each
+    times its own factor): the base was trained to balance terms of that size against its content term, and a
+    painting far from any photo (candy's is 6x the base median) would otherwise drown the photo in texture."""
+
+    def grams(image: Tensor) -> dict[str, Tensor]:
+        features = encoder(image)
+        return {name: gram_matrix(features[name]) for name in style_layers}
+
+    photo_grams = [grams(photo) for photo in photos]
+
+    def photo_style_term(style: Tensor) -> float:
+        target = grams(style)
+        return statistics.median(float(sum(w * style_loss(g[name], target[name]) for name, w in style_layers.items()))
+                                 for g in photo_grams)
+
+    reference = statistics.median(f * photo_style_term(s) for s, f in zip(base_styles, base_factors, strict=True))
+    return [reference / max(photo_style_term(style), 1e-12) for style in new_styles]

@@ -23,15 +23,16 @@ from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
-from styletrans.assets import resolve_image
-from styletrans.images import load_image
+from styletrans.assets import bundled, resolve_image
+from styletrans.images import ImageError, load_image
 from styletrans.losses import LossTerms, PerceptualLoss
 from styletrans.models.checkpoint import load_transformer
 from styletrans.models.transformer import TransformerConfig, TransformerNet
 from styletrans.training import finetune
-from styletrans.training.stability import random_shift, shift_consistency
+from styletrans.training.stability import random_shift, shift_consistency, shift_noise
 
 # Content at relu2_2 (Johnson et al. 2016, section 4.1). Style at Johnson's relu1_2, relu2_2,
 # relu3_3, relu4_3, each weighted by 1000 / (its typical style loss between a photo and the
@@ -85,6 +86,9 @@ class StyleTransferModule(pl.LightningModule):
             trained style with other settings); ``--ckpt_path`` resumes a run instead.
         shift_weight: weight of the stability term (``styletrans.training.stability``): the output of
             a crop shifted by 1-3 px against the shifted output, mean squared on [0, 1] pixels (default 0).
+        shift_noise: standard deviation of the Gaussian noise (on [0, 1] pixels) added to the shifted crop
+            of the stability term: the output should not answer a camera's noise either (default 0, or with
+            ``base``, the base's).
         base: train new styles onto this multi-style checkpoint (``bundled``: the base that ships with
             styletrans; a bundled base's name; or a path): ``style_image`` names the new style(s); the
             network is the base's plus them (``styletrans.training.finetune``); only their scales and
@@ -92,6 +96,9 @@ class StyleTransferModule(pl.LightningModule):
             (default ``BASE-NEW``).
         base_lr: with ``base``, the learning rate of the shared convolutions (0, the default: frozen, and
             the base's styles stay exactly as they were).
+        balance_to_base: with ``base``, give each new style without a ``style_factors`` entry the factor
+            that makes its style term of the bundled photos the median of the base styles'
+            (``finetune.balanced_factors``); the factor is recorded in ``style_factors``.
     """
 
     def __init__(
@@ -116,8 +123,10 @@ class StyleTransferModule(pl.LightningModule):
         compile: bool = False,
         init_from: str | None = None,
         shift_weight: float | None = None,
+        shift_noise: float | None = None,
         base: str | None = None,
         base_lr: float = 0.0,
+        balance_to_base: bool = False,
     ) -> None:
         super().__init__()
         # Resolved before save_hyperparameters (which reads these locals), so a checkpoint
@@ -147,6 +156,9 @@ class StyleTransferModule(pl.LightningModule):
         style_weight = float(inherited.get("style_weight", 10.0) if style_weight is None else style_weight)
         tv_weight = float(inherited.get("tv_weight", 2.5e4) if tv_weight is None else tv_weight)
         shift_weight = float(inherited.get("shift_weight", 0.0) if shift_weight is None else shift_weight)
+        shift_noise = float(inherited.get("shift_noise", 0.0) if shift_noise is None else shift_noise)
+        if shift_noise < 0:
+            raise ValueError(f"shift_noise must be >= 0, not {shift_noise}")
         style_names = [Path(image).stem for image in style_images]
         if len(set(style_names)) != len(style_names):
             raise ValueError(f"style_image: two styles share a name: {style_names}")
@@ -169,7 +181,8 @@ class StyleTransferModule(pl.LightningModule):
         self.base_record = start.record() if start is not None else None
         if start is not None:
             self.hparams["fine_tune"] = {"base": start.name, "base_styles": start.styles,
-                                         "new_styles": [style_names[i] for i in self.trained]}
+                                         "new_styles": [style_names[i] for i in self.trained],
+                                         "base_style_factors": dict(start.training.get("style_factors") or {})}
             self.transformer.load_state_dict(finetune.extend(start.net, len(new_images)).state_dict())
             if base_lr == 0:
                 for parameter in finetune.shared_parameters(self.transformer):
@@ -227,6 +240,8 @@ class StyleTransferModule(pl.LightningModule):
         self._style_files = [resolve_image(image, "styles") for image in images]
         styles = [load_image(path, hp.style_size)[None].to(device) for path in self._style_files]
         if self.multistyle:
+            if self.trained is not None and hp.balance_to_base:
+                self._balance_new_styles(loss.encoder, styles, device)
             factors = hp.style_factors or {}
             loss.set_styles(styles, [float(factors.get(name, 1.0)) for name in self.trained_names])
         else:
@@ -236,6 +251,33 @@ class StyleTransferModule(pl.LightningModule):
         if hp.compile:
             loss.encoder.compile()
         return loss
+
+    def _balance_new_styles(self, encoder: torch.nn.Module, new_styles: list[Tensor],
+                            device: torch.device | str) -> None:
+        """Give each new style without a factor its balancing one (``finetune.balanced_factors``), in the
+        hyper-parameters: the checkpoint and its exports record it (a resumed run computes the same)."""
+        hp = self.hparams
+        factors = dict(hp.style_factors or {})
+        pending = [i for i, name in enumerate(self.trained_names) if name not in factors]
+        if not pending:
+            return
+        base_names = hp.fine_tune["base_styles"]
+        base_images = list(hp.style_image)[: len(base_names)]
+        try:
+            base_styles = [load_image(resolve_image(image, "styles"), hp.style_size)[None].to(device)
+                           for image in base_images]
+        except (ImageError, OSError) as exc:
+            raise ValueError(f"balance_to_base: the base's style image {exc}; give the new style's factor "
+                             "(--model.style_factors '{NAME: 1.0}') or --model.balance_to_base false") from None
+        base_factors = [float(hp.fine_tune.get("base_style_factors", {}).get(n, 1.0)) for n in base_names]
+        photos = [load_image(path, hp.style_size)[None].to(device) for path in bundled("photos").values()]
+        balanced = finetune.balanced_factors(encoder, hp.style_layers, base_styles, base_factors,
+                                             [new_styles[i] for i in pending], photos)
+        for i, factor in zip(pending, balanced, strict=True):
+            factors[self.trained_names[i]] = round(factor, 4)
+            rank_zero_info(f"{self.trained_names[i]}: style term x {factor:.3g} (its style term of the bundled "
+                           "photos brought to the base styles' median)")
+        hp.style_factors = factors
 
     def use_channels_last(self, device: torch.device | str) -> bool:
         flag = self.hparams.channels_last
@@ -289,8 +331,11 @@ class StyleTransferModule(pl.LightningModule):
         terms = self.perceptual(output, targets, style_ids=loss_ids)
         terms.shift = terms.total.new_zeros(())
         if self.hparams.shift_weight:
-            shift = random_shift(step)
-            terms.shift = self.hparams.shift_weight * shift_consistency(self.transformer, images, output, shift, ids)
+            dy, dx = shift = random_shift(step)
+            std = self.hparams.shift_noise
+            noise = shift_noise(step, images[..., dy:, dx:], std) if std else None
+            terms.shift = self.hparams.shift_weight * shift_consistency(self.transformer, images, output, shift, ids,
+                                                                        noise)
             terms.total = terms.total + terms.shift
         return terms
 

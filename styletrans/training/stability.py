@@ -6,6 +6,10 @@ texture, while a 4 px shift only moves it (issue 24's pan measurement). This ter
 equivariance under the shifts that the grid does not give for free: the output of a crop shifted by
 (dy, dx), 1-3 px each, against the same shift of the output, as a mean of squared [0, 1] differences.
 Both outputs get gradients, and a border is left out, where reflection padding differs between them.
+With ``noise_std``, the shifted crop also gets Gaussian pixel noise: a camera's sensor and compression
+noise changes every video frame, and a texture that answers it boils on a still shot (Gupta et al. 2017
+measure the same instability against noise). The clean output stays the target, so the network learns to
+ignore the noise, at no extra cost: it is the same second forward pass.
 """
 
 from __future__ import annotations
@@ -25,12 +29,22 @@ def random_shift(step: int) -> tuple[int, int]:
     return index // STRIDE, index % STRIDE
 
 
+def shift_noise(step: int, like: Tensor, std: float) -> Tensor:
+    """Gaussian noise of ``std`` shaped like ``like``, a pure function of ``step`` (as ``random_shift``)."""
+    generator = torch.Generator().manual_seed(step)
+    return (std * torch.randn(like.shape, generator=generator)).to(like)
+
+
 def shift_consistency(net: nn.Module, images: Tensor, output: Tensor, shift: tuple[int, int],
-                      style: Tensor | None = None) -> Tensor:
-    """Mean squared difference between ``net`` on ``images`` moved by ``shift`` and ``output`` (``net``
-    on ``images``) moved the same way, inside a border of ``BORDER`` px."""
+                      style: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
+    """Mean squared difference between ``net`` on ``images`` moved by ``shift`` (plus ``noise``, shaped
+    like the moved images) and ``output`` (``net`` on ``images``) moved the same way, inside a border of
+    ``BORDER`` px."""
     dy, dx = shift
-    shifted = net(images[..., dy:, dx:], style)  # pixel (i, j) of this should be output's (i + dy, j + dx)
+    moved = images[..., dy:, dx:]
+    if noise is not None:
+        moved = (moved + noise).clamp(0, 1)
+    shifted = net(moved, style)  # pixel (i, j) of this should be output's (i + dy, j + dx)
     h, w = shifted.shape[-2:]
     if min(h, w) <= 2 * BORDER:
         raise ValueError(f"crops of {h}x{w} px are too small for the stability term (need > {2 * BORDER})")
