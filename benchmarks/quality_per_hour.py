@@ -220,11 +220,12 @@ def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Pat
     for ax, (key, title, goal) in zip(axes, panels, strict=True):
         if goal is not None:
             ax.axhline(goal, color="grey", linestyle=":", linewidth=1)
-            ax.text(0, goal, "goal", va="bottom", fontsize=8, color="grey")
+            ax.text(0.01, goal, "goal", va="bottom", fontsize=8, color="grey", transform=ax.get_yaxis_transform())
         if key == "lattice":
             gatys = median(v for r in results for v in r["gatys_lattice"].values())
             ax.axhline(gatys, color="grey", linestyle=":", linewidth=1)
-            ax.text(0, gatys, "Gatys defaults", va="bottom", fontsize=8, color="grey")
+            ax.text(0.01, gatys, "Gatys defaults", va="bottom", fontsize=8, color="grey",
+                    transform=ax.get_yaxis_transform())  # x in axes fractions: the panel may not start at 0
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(f"training {unit} (2 CPU cores)")
         ax.grid(alpha=0.3)
