@@ -169,7 +169,7 @@ def balanced_factors(encoder: nn.Module, style_layers: Mapping[str, float], base
                      photos: Sequence[Tensor]) -> list[float]:
     """Each new style's factor that makes its style term of ``photos`` the median of the base styles' (each
     times its own factor): the base was trained to balance terms of that size against its content term, and a
-    painting far from any photo (candy's is 6x the base median) would otherwise drown the photo in texture."""
+    painting far from any photo (candy's is 9x the shipped base's median) would otherwise drown the photo in texture."""
 
     def grams(image: Tensor) -> dict[str, Tensor]:
         features = encoder(image)
