@@ -16,8 +16,8 @@ for model in "$models"/*.onnx; do
     case $model in *.int8.onnx | *.mix.onnx) continue ;; esac
     "$bin/styletrans" quantize --overwrite --calibration "$photos" "$model"
 done
-name=$(basename "$("$bin/python" -c 'import sys, torch; print(torch.load(sys.argv[1], weights_only=True,
-    map_location="cpu")["hyper_parameters"]["style_name"])' "$ckpt")")
+name=$("$bin/python" -c 'import sys; from styletrans.models.checkpoint import load_transformer
+print(load_transformer(sys.argv[1])[1]["style_name"])' "$ckpt")
 "$bin/python" train/slim_checkpoint.py --base "$ckpt" "$models/$name.ckpt"
 "$bin/python" train/slim_checkpoint.py "$ckpt" "train/resume/$name.ckpt"
 "$bin/styletrans" demo --output models/grid.jpg --overwrite

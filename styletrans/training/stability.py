@@ -6,7 +6,7 @@ texture, while a 4 px shift only moves it (issue 24's pan measurement). This ter
 equivariance under the shifts that the grid does not give for free: the output of a crop shifted by
 (dy, dx), 1-3 px each, against the same shift of the output, as a mean of squared [0, 1] differences.
 Both outputs get gradients, and a border is left out, where reflection padding differs between them.
-With ``noise_std``, the shifted crop also gets Gaussian pixel noise: a camera's sensor and compression
+With ``noise`` (``shift_noise``), the shifted crop also gets Gaussian pixel noise: a camera's sensor and compression
 noise changes every video frame, and a texture that answers it boils on a still shot (Gupta et al. 2017
 measure the same instability against noise). The clean output stays the target, so the network learns to
 ignore the noise, at no extra cost: it is the same second forward pass.
