@@ -7,7 +7,8 @@ photo with the figures of ``styletrans evaluate``:
 * **style strength** and **content ratio** against the Gatys default result (the yardstick);
 * **equivalent iterations**: the first Gatys iteration, from the photo under the run's own loss, whose
   loss is as low as the network's;
-* the **lattice** score and the **pan** number (1 px, grey levels).
+* the **lattice** score, the **pan** number (1 px, grey levels) and the **noise** number (a still shot
+  with 1 grey level of fresh noise per frame: the boiling of flat areas in video).
 
 The Gatys runs depend only on the photo, the painting and the loss, so each runs once and is cached
 (``--cache``, JSON numbers only: the photos' derivatives are not committed); adding snapshots then costs
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,7 +41,7 @@ from styletrans.assets import resolve_image
 from styletrans.evaluation import Evaluator, FastModel, equivalent_iterations, load_model
 from styletrans.evaluation.artifacts import lattice_score
 from styletrans.evaluation.metrics import Losses, median, style_strength, summarize_equivalent
-from styletrans.evaluation.stability import pan_change
+from styletrans.evaluation.stability import noise_change, pan_change
 from styletrans.export import per_style_networks
 from styletrans.images import find_images, load_image
 from styletrans.inference import TorchBackend
@@ -140,7 +142,8 @@ def score(model: FastModel, evaluator: Evaluator, photo_in: Photo, record: dict)
             "equivalent_iterations": equivalent_iterations(record["curve"], total) if "curve" in record else None,
             "style_strength": style_strength(photo.style, fast.style, gatys.style),
             "content_ratio": fast.content / gatys.content if gatys.content > 0 else None,
-            "lattice": lattice_score(output), "pan_1px": pan_change(model.backend, content[0], 1)}
+            "lattice": lattice_score(output), "pan_1px": pan_change(model.backend, content[0], 1),
+            "noise": noise_change(model.backend, content[0])}
 
 
 def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, device: torch.device, cache: Path,
@@ -166,7 +169,7 @@ def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, devi
             per_style[model.style_name] = {
                 "equivalent_iterations": eq["median"], "reached": eq["reached"],
                 **{key: median(s[key] for s in scores) for key in ("style_strength", "content_ratio", "lattice",
-                                                                   "pan_1px", "loss")},
+                                                                   "pan_1px", "noise", "loss")},
                 "photos": scores,
             }
         # Runs that shared the cores are put on one clock: the steps at a standalone run's pace.
@@ -174,8 +177,8 @@ def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, devi
         points.append({"step": entry["step"], "hours": hours, "wall_hours": entry["seconds"] / 3600,
                        "file": entry["file"], "styles": per_style})
         line = ", ".join(f"{name} {_short(v['style_strength'])}/{_short(v['equivalent_iterations'])}"
-                         f"/{_short(v['pan_1px'])}" for name, v in per_style.items())
-        print(f"  {entry['file']} (step {entry['step']}, {hours:.2f} h): strength/equivalent/pan {line}")
+                         f"/{_short(v['pan_1px'])}/{_short(v['noise'])}" for name, v in per_style.items())
+        print(f"  {entry['file']} (step {entry['step']}, {hours:.2f} h): strength/equivalent/pan/noise {line}")
     gatys_lattice = {name: median(r["gatys_lattice"] for r in records) for name, (_, _, records) in styles.items()}
     return {"run": str(run), "training": first[0].training, "iterations": iterations, "gatys_lattice": gatys_lattice,
             "points": points}
@@ -189,13 +192,16 @@ PANELS = (("style_strength", "style strength (median; 1 = Gatys defaults)", 0.6)
           ("content_ratio", "content ratio (median; to the Gatys defaults')", 1.5),
           ("equivalent_iterations", "equivalent Gatys iterations (median)", 50),
           ("lattice", "lattice score (median)", None),
-          ("pan_1px", "pan: change at 1 px (grey levels, median)", 1.0))
+          ("pan_1px", "pan: change at 1 px (grey levels, median)", 1.0),
+          ("noise", "noise: still shot, 1 level (grey levels, median)", None))
 
 
 def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Path) -> None:
     """One panel per figure against training hours (minutes for runs under an hour); a line per style
-    and run. Without Gatys curves (``iterations`` 0) there is no equivalent-iterations panel."""
-    panels = [p for p in PANELS if iterations or p[0] != "equivalent_iterations"]
+    and run. Without Gatys curves (``iterations`` 0) there is no equivalent-iterations panel, and without
+    noise figures (JSONs older than them) no noise panel."""
+    scored = {key for r in results for p in r["points"] for v in p["styles"].values() for key in v}
+    panels = [p for p in PANELS if (iterations or p[0] != "equivalent_iterations") and p[0] in scored]
     longest = max(p["hours"] for r in results for p in r["points"])
     unit, per_hour = ("hours", 1) if longest >= 1 else ("minutes", 60)  # a fine-tune's curve is in minutes
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), dpi=110)
@@ -211,7 +217,7 @@ def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Pat
             label = None if name in colours else name
             colour = colours.setdefault(name, f"C{len(colours) % 10}")
             for ax, (key, _, _) in zip(axes, panels, strict=True):
-                ys = [p["styles"][name][key] for p in result["points"]]
+                ys = [p["styles"][name].get(key, math.nan) for p in result["points"]]  # older JSONs: no noise
                 if key == "equivalent_iterations":
                     if not cap:
                         continue  # scored without Gatys curves: no line

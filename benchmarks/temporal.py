@@ -124,7 +124,8 @@ def main() -> None:
               f"{pipeline['temporal']:.1f} fps with --temporal", flush=True)
 
     print("\nwarping error x1000 (Lai et al. 2018) at each clip's own size; ratio: to the source clip's own; "
-          "style loss: change with the blend; fps: at 640x480, flow included; pan: grey levels at 1 px")
+          "style loss: change with the blend; fps: at 640x480, flow included; pan: grey levels at 1 px; "
+          "noise: grey levels on a still shot with 1 level of noise")
     print(format_table(rows))
     goals = goal_summary(rows, pipeline)
     for line in goals["lines"]:

@@ -20,6 +20,7 @@ from styletrans.evaluation import (
     summarize,
 )
 from styletrans.evaluation.metrics import nearest, parse_iterations, summarize_equivalent
+from styletrans.evaluation.report import PAN_KEYS
 from styletrans.evaluation.similarity import load_lpips, similarity
 
 
@@ -181,13 +182,13 @@ def check_markdown_matches_json(markdown: str, report: dict) -> None:
         for row, im in zip(yardstick, images, strict=False):
             expected = [im["style_strength"], im["content_ratio"]]
             expected += [im["yardstick"][k]["style"] for k in ("photo", "fast", "gatys")]
-            expected += [im["pan"].get(k) for k in ("fast_1px", "fast_4px", "photo_1px")]
+            expected += [im["pan"].get(k) for k in PAN_KEYS]
             for cell, value in zip(row[1:], expected, strict=True):
                 assert_cell(cell, value)
         last = yardstick[-1]
         assert_cell(last[1], summary["style_strength"])
         assert_cell(last[2], summary["content_ratio"])
-        for cell, key in zip(last[6:], ("fast_1px", "fast_4px", "photo_1px"), strict=True):
+        for cell, key in zip(last[6:], PAN_KEYS, strict=True):
             assert_cell(cell, summary["pan"].get(key))
 
     similarity = next(rows for name, rows in tables.items() if name.startswith("Similarity"))
@@ -255,13 +256,13 @@ def test_strength_content_ratio_and_pan_are_medians_in_the_summary_and_the_markd
         result = evaluation(f"{index}.jpg", 1.0, [2.0, 1.0], 1.0, 1.0, counts)
         result.yardstick = {"photo": Losses(1e4, 0.0, 1e4, 0.0), "fast": Losses(0.0, fast_content, fast_style, 0.0),
                             "gatys": Losses(0.0, 2.0, 10.0, 0.0)}
-        result.pan = {"fast_1px": pan, "fast_4px": 0.5, "photo_1px": 3.0}
+        result.pan = {"fast_1px": pan, "fast_4px": 0.5, "photo_1px": 3.0, "fast_noise": pan / 2, "photo_noise": 1.1}
         results.append(result)
     assert [r.style_strength for r in results] == pytest.approx([2 / 3, 1.0, 1 / 3])
     assert [r.content_ratio for r in results] == [1.5, 0.5, 1.0]
     summary = summarize(results, counts)
     assert summary["style_strength"] == pytest.approx(2 / 3) and summary["content_ratio"] == 1.0
-    assert summary["pan"] == {"fast_1px": 2.0, "fast_4px": 0.5, "photo_1px": 3.0}
+    assert summary["pan"] == {"fast_1px": 2.0, "fast_4px": 0.5, "photo_1px": 3.0, "fast_noise": 1.0, "photo_noise": 1.1}
     setup = {"command": "c", "content_dir": "p", "size": 48, "device": "cpu", "threads": 2, "style_image": "s.png",
              "style_size": 64, "model": {"path": "m.onnx", "style_name": "m", "runtime": "r", "transformer": {}},
              "loss": {"loss_network": "random", "content_layers": {}, "style_layers": {}, "content_weight": 1.0,

@@ -98,7 +98,8 @@ def test_curves_snapshots_and_equivalent_iterations_agree(report: dict) -> None:
 
 def test_the_pan_is_measured_where_the_photo_is_wide_enough(report: dict) -> None:
     wide, narrow = report["images"]  # 40 and 32 px wide
-    assert set(wide["pan"]) == {"fast_1px", "fast_4px", "photo_1px"} and wide["pan"]["fast_1px"] > 0
+    assert set(wide["pan"]) == {"fast_1px", "fast_4px", "photo_1px", "fast_noise", "photo_noise"}
+    assert wide["pan"]["fast_1px"] > 0 and wide["pan"]["fast_noise"] > 0
     assert narrow["pan"] == {}
     assert report["summary"]["pan"]["fast_1px"] == wide["pan"]["fast_1px"]
 

@@ -11,10 +11,18 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from styletrans.cli import main as styletrans_main
-from styletrans.evaluation.stability import pan_change, pan_scores, photo_change
+from styletrans.evaluation.stability import (
+    aligned_change,
+    noise_change,
+    noise_frames,
+    pan_change,
+    pan_scores,
+    photo_change,
+)
 from styletrans.losses import PerceptualLoss
 from styletrans.models.checkpoint import infer_config, load_transformer, write_checkpoint
 from styletrans.models.conditional import ConditionalInstanceNorm2d, bake_style, mix_weights, style_weights
@@ -176,8 +184,25 @@ def test_the_pan_number_is_zero_for_a_map_that_follows_the_picture_and_large_for
     assert pan_change(grid_locked, photo, 1) > 10 and pan_change(grid_locked, photo, 4) < 1e-6
     frames_mean_change = float((photo[:, :, 1:65] - photo[:, :, :64])[:, 8:-8, 8:-8].abs().mean()) * 255
     assert photo_change(photo, 1) == pytest.approx(frames_mean_change, rel=1e-2)
-    assert set(pan_scores(grid_locked, photo)) == {"fast_1px", "fast_4px", "photo_1px"}
+    assert set(pan_scores(grid_locked, photo)) == {"fast_1px", "fast_4px", "photo_1px", "fast_noise", "photo_noise"}
     assert pan_scores(grid_locked, photo[:, :, :30]) == {}  # too narrow: no figure rather than a wrong one
+
+
+def test_the_noise_number_is_zero_for_a_map_that_ignores_noise_and_large_for_one_that_amplifies_it() -> None:
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 64), indexing="ij")
+    photo = torch.stack([0.2 + 0.6 * xs, 0.2 + 0.6 * ys, 0.5 + 0.3 * torch.sin(6 * xs * ys)])  # smooth, like a wall
+    frames = noise_frames(photo)
+    assert torch.equal(frames, noise_frames(photo))
+    assert torch.allclose(frames * 255, (frames * 255).round(), atol=1e-3)  # 8-bit frames, as decoded
+    identity = noise_change(lambda x: x, photo)
+    assert identity == pytest.approx(aligned_change(frames, 0)) and 0.5 < identity < 2  # ~1.1 levels, mean |diff|
+    assert noise_change(lambda x: 0.5 * torch.ones_like(x), photo) == 0.0
+
+    def amplifier(x):  # a "texture" made of the noise: the detail around a 3x3 mean, 10x
+        detail = x - F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+        return (0.5 + 10 * detail).clamp(0, 1)
+
+    assert noise_change(amplifier, photo) > 5 * identity
 
 
 @pytest.fixture(scope="module")

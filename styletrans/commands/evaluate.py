@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
               f"Gatys {max(counts)} it {result.seconds[-1]:.1f} s, loss {result.curve[-1]:.4g}; "
               f"equivalent iterations {'> ' + str(max(counts)) if eq is None else eq}; "
               f"style strength {_figure(result.style_strength)}, content ratio {_figure(result.content_ratio)}, "
-              f"pan {_figure(result.pan.get('fast_1px'))} grey levels")
+              f"pan {_figure(result.pan.get('fast_1px'))}, noise {_figure(result.pan.get('fast_noise'))} grey levels")
     if not results:
         raise ValueError(f"{args.content_dir}: none of the {len(photos)} image(s) could be read")
 
@@ -185,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
     pan = summary["pan"]
     print(f"style strength (median) {_figure(summary['style_strength'])}, content ratio "
           f"{_figure(summary['content_ratio'])}, pan {_figure(pan.get('fast_1px'))} grey levels at 1 px "
-          f"({_figure(pan.get('fast_4px'))} at 4 px)")
+          f"({_figure(pan.get('fast_4px'))} at 4 px), noise {_figure(pan.get('fast_noise'))} on a still shot "
+          f"(the frames: {_figure(pan.get('photo_noise'))})")
     print(f"wrote {args.report_dir / 'report.md'}")
     return 0
 

@@ -23,6 +23,7 @@ from styletrans.images import tensor_to_array
 
 REPORT_MD, REPORT_JSON, LOSS_PLOT, PANELS = "report.md", "report.json", "loss_curves.png", "panels"
 OPTIMIZER_NAMES = {"lbfgs": "L-BFGS", "adam": "Adam"}
+PAN_KEYS = ("fast_1px", "fast_4px", "photo_1px", "fast_noise", "photo_noise")  # stability.pan_scores, in table order
 
 
 def panel_file(index: int, name: str) -> str:
@@ -186,7 +187,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- **Pan** (median; mean change in grey levels when the photo moves, after moving it back; 0 follows "
             f"the picture): **{number(pan.get('fast_1px'))}** at 1 px, {number(pan.get('fast_4px'))} at 4 px (the "
-            f"network's stride); the photo's own frames change by {number(pan.get('photo_1px'))} at 1 px."
+            f"network's stride); the photo's own frames change by {number(pan.get('photo_1px'))} at 1 px. "
+            f"**Noise** (a still shot: the photo plus 1 grey level of fresh noise per frame): "
+            f"**{number(pan.get('fast_noise'))}**, the frames themselves {number(pan.get('photo_noise'))}."
         )
     lines += [
         f"- **Similarity** of the fast output to Gatys after {ref} iterations: SSIM {number(sim.get('ssim'))}, "
@@ -231,16 +234,16 @@ def render_markdown(report: dict[str, Any]) -> str:
     if any(im.get("yardstick") for im in images):
         lines += ["## Style strength, content ratio and pan", "",
                   "Under the Gatys defaults' loss: style and content terms of the photo, the fast output and the "
-                  "Gatys default result; the pan in grey levels.", ""]
+                  "Gatys default result; the pan and the noise in grey levels.", ""]
         rows = [[im["name"], number(im["style_strength"]), number(im["content_ratio"])]
                 + [number(im["yardstick"][k]["style"]) for k in ("photo", "fast", "gatys")]
-                + [number(im["pan"].get(k)) for k in ("fast_1px", "fast_4px", "photo_1px")]
+                + [number(im["pan"].get(k)) for k in PAN_KEYS]
                 for im in images if im.get("yardstick")]
         rows.append([mean_row.replace("mean", "median"), number(summary.get("style_strength")),
                      number(summary.get("content_ratio")), "", "", ""]
-                    + [number(pan.get(k)) for k in ("fast_1px", "fast_4px", "photo_1px")])
+                    + [number(pan.get(k)) for k in PAN_KEYS])
         lines += _table(["photo", "style strength", "content ratio", "style: photo", "style: fast",
-                         "style: Gatys", "pan 1 px", "pan 4 px", "photo 1 px"], rows)
+                         "style: Gatys", "pan 1 px", "pan 4 px", "photo 1 px", "noise", "photo noise"], rows)
 
     lines += [f"## Similarity: fast output vs. Gatys after {ref} iterations", "",
               "SSIM: 1 is identical; PSNR in dB, higher is closer; LPIPS: 0 is identical.", ""]

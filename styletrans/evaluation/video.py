@@ -214,14 +214,16 @@ COLUMNS = (  # (key, heading, format) of the summary table
     ("ratio_frame_by_frame", "ratio", "{:.2f}x"), ("ratio_temporal", "ratio --temporal", "{:.2f}x"),
     ("style_loss_change", "style loss", "{:+.1%}"), ("fps_frame_by_frame", "fps", "{:.1f}"),
     ("fps_temporal", "fps --temporal", "{:.1f}"), ("pan_frame_by_frame", "pan", "{:.2f}"),
-    ("pan_temporal", "pan --temporal", "{:.2f}"), ("cuts", "cuts", "{}"),
+    ("pan_temporal", "pan --temporal", "{:.2f}"), ("noise_frame_by_frame", "noise", "{:.2f}"),
+    ("noise_temporal", "noise --temporal", "{:.2f}"), ("cuts", "cuts", "{}"),
 )
 
 
 def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per network of an ``evaluate_clip`` result, with the figures its goals are about:
     warping errors x1000 (source, frame by frame, with the blend), their ratios to the source's,
-    the style-loss change with the blend, frames per second, the pan number at 1 px, the cuts."""
+    the style-loss change with the blend, frames per second, the pan number at 1 px and the
+    still shot's noise number, the cuts."""
     floor = result["source_clip"]["mean"]
     rows = []
     for name, entry in result["networks"].items():
@@ -233,6 +235,7 @@ def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             "style_loss_change": entry.get("style_loss", {}).get("change"),
             **{f"fps_{mode}": entry["fps"][mode] for mode in MODES},
             **{f"pan_{mode}": pan.get(mode, {}).get("fast_1px") for mode in MODES},
+            **{f"noise_{mode}": pan.get(mode, {}).get("fast_noise") for mode in MODES},
             "cuts": entry["cuts"],
         })
     return rows
