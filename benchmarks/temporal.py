@@ -11,7 +11,8 @@ For each clip, at its own size, and each model (default: the bundled styles, run
   last two to the floor. Goal: with ``--temporal``, at most 1.5x the floor;
 - the change in style loss per frame with the blend against frame by frame, sampled every
   ``--style-loss-every`` frames (the yardstick loss, a VGG pass per sample). Goal: at most +10 %;
-- the pan number (``styletrans.evaluation.stability``) at 1 px on the clip's first frame, both ways;
+- the pan number at 1 px and the noise number (``styletrans.evaluation.stability``) on the clip's first
+  frame, both ways;
 - frames per second at 640x480 (each clip's first ``--fps-frames`` frames resized), network alone
   and network plus blend, its optical flow included, one after the other; decoding and encoding not
   counted;
