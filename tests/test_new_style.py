@@ -30,7 +30,8 @@ from tests.test_training import TINY_MODEL, read_metrics, train_args
 
 RECIPE = Path(__file__).parents[1] / "configs" / "recipes" / "new-style.yaml"
 BASE_LOSS = {"loss_network": "random", "content_layers": {"relu2_2": 1.0}, "style_layers": {"relu1_2": 1.0,
-             "relu2_2": 1.0}, "content_weight": 1.0, "style_weight": 1e4, "tv_weight": 100.0, "shift_weight": 0.0}
+             "relu2_2": 1.0}, "content_weight": 1.0, "style_weight": 1e4, "tv_weight": 100.0, "shift_weight": 0.0,
+             "shift_noise": 0.01}
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,9 @@ def new_style(painting: Path, base: Path | str, **settings: object) -> StyleTran
 
 
 def test_explicit_loss_settings_win_over_the_base(base: Path, painting: Path) -> None:
-    assert new_style(painting, base).hparams.tv_weight == 100.0
+    inherited = new_style(painting, base).hparams
+    assert inherited.tv_weight == 100.0 and inherited.shift_noise == 0.01  # the base's, through its checkpoint
+    assert new_style(painting, base, shift_noise=0.0).hparams.shift_noise == 0.0
     assert new_style(painting, base, tv_weight=5.0).hparams.tv_weight == 5.0
     assert StyleTransferModule().hparams.content_weight == 1.0  # no base: the defaults, as before
 

@@ -28,7 +28,7 @@ PREFIX = "transformer."
 TRAINING_KEYS = (
     "transformer", "loss_network", "content_layers", "style_layers", "content_weight",
     "style_weight", "tv_weight", "image_size", "style_size", "style_image", "lr", "lr_schedule", "warmup_steps",
-    "decay_steps", "shift_weight", "style_factors", "base", "base_lr",
+    "decay_steps", "shift_weight", "shift_noise", "style_factors", "base", "base_lr",
 )
 
 
