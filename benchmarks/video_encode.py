@@ -18,6 +18,8 @@ import av
 import numpy as np
 from common import cpu_name, write_json
 
+from styletrans.inference.video import read_frames
+
 PRESETS = ("medium", "veryfast", "ultrafast")
 
 
@@ -42,9 +44,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/video_encode.json"))
     args = parser.parse_args()
-    with av.open(str(args.clip)) as container:
-        decoded = container.decode(video=0)
-        frames = [next(decoded).to_ndarray(format="rgb24") for _ in range(args.frames)]
+    frames = list(read_frames(args.clip, limit=args.frames))  # as `stylize` reads them
     times: dict[str, list[float]] = {preset: [] for preset in PRESETS}
     sizes: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -20,8 +20,8 @@ from styletrans.evaluation import (
     summarize,
 )
 from styletrans.evaluation.metrics import nearest, parse_iterations, summarize_equivalent
-from styletrans.evaluation.report import PAN_KEYS
 from styletrans.evaluation.similarity import load_lpips, similarity
+from styletrans.evaluation.stability import PAN_KEYS
 
 
 @pytest.mark.parametrize(("target", "expected"), [

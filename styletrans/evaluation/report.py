@@ -19,11 +19,11 @@ from torch import Tensor
 from styletrans.atomic import OutputExistsError, atomic_path
 from styletrans.evaluation.metrics import ImageEvaluation, summarize
 from styletrans.evaluation.runner import FAST_REPEATS, Outputs
+from styletrans.evaluation.stability import PAN_KEYS
 from styletrans.images import tensor_to_array
 
 REPORT_MD, REPORT_JSON, LOSS_PLOT, PANELS = "report.md", "report.json", "loss_curves.png", "panels"
 OPTIMIZER_NAMES = {"lbfgs": "L-BFGS", "adam": "Adam"}
-PAN_KEYS = ("fast_1px", "fast_4px", "photo_1px", "fast_noise", "photo_noise")  # stability.pan_scores, in table order
 
 
 def panel_file(index: int, name: str) -> str:

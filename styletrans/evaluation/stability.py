@@ -26,6 +26,7 @@ from torch import Tensor
 BORDER = 8  # px at each edge of the compared area
 STEPS = 4  # frames compared per shift: 4 x 1 px covers every phase of the 4 px grid
 LEVELS = 255.0
+PAN_KEYS = ("fast_1px", "fast_4px", "photo_1px", "fast_noise", "photo_noise")  # pan_scores' figures, report order
 NOISE_LEVELS = 1.0  # grey levels (std) of the noise frames: cup.mp4's still wall changes by 0.7 RMS per frame
 
 
