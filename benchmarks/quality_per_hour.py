@@ -238,10 +238,11 @@ def plot(results: list[dict], labels: dict[str, str], iterations: int, path: Pat
     # Below the panels, not inside one: with several runs the legend outgrew the first panel.
     handles, names = axes[0].get_legend_handles_labels()
     columns = min(len(names), 4)
-    rows = math.ceil(len(names) / columns)
-    fig.set_figheight(4 + 0.18 * rows)
+    legend_height = 0.18 * math.ceil(len(names) / columns)  # inches, a line of 7-point text per row
+    height = fig.get_figheight() + legend_height
+    fig.set_figheight(height)
     fig.legend(handles, names, loc="lower center", ncol=columns, fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.18 * rows / (4 + 0.18 * rows) + 0.01, 1, 1))
+    fig.tight_layout(rect=(0, legend_height / height + 0.01, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
