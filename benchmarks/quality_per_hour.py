@@ -7,8 +7,10 @@ photo with the figures of ``styletrans evaluate``:
 * **style strength** and **content ratio** against the Gatys default result (the yardstick);
 * **equivalent iterations**: the first Gatys iteration, from the photo under the run's own loss, whose
   loss is as low as the network's;
-* the **lattice** score, the **pan** number (1 px, grey levels) and the **noise** number (a still shot
-  with 1 grey level of fresh noise per frame: the boiling of flat areas in video).
+* the **lattice** score, the **pan** number (1 px, grey levels), the **noise** number (a still shot
+  with 1 grey level of fresh noise per frame: the boiling of flat areas in video) and the **edge frame**
+  (grey levels between the outer 4 px and the strip inside them, less the photo's own; in the JSON, not
+  plotted).
 
 The Gatys runs depend only on the photo, the painting and the loss, so each runs once and is cached
 (``--cache``, JSON numbers only: the photos' derivatives are not committed); adding snapshots then costs
@@ -39,7 +41,7 @@ import matplotlib.pyplot as plt
 
 from styletrans.assets import resolve_image
 from styletrans.evaluation import Evaluator, FastModel, equivalent_iterations, load_model
-from styletrans.evaluation.artifacts import lattice_score
+from styletrans.evaluation.artifacts import edge_frame_score, lattice_score
 from styletrans.evaluation.metrics import Losses, median, style_strength, summarize_equivalent
 from styletrans.evaluation.stability import noise_change, pan_change
 from styletrans.export import per_style_networks
@@ -143,7 +145,7 @@ def score(model: FastModel, evaluator: Evaluator, photo_in: Photo, record: dict)
             "style_strength": style_strength(photo.style, fast.style, gatys.style),
             "content_ratio": fast.content / gatys.content if gatys.content > 0 else None,
             "lattice": lattice_score(output), "pan_1px": pan_change(model.backend, content[0], 1),
-            "noise": noise_change(model.backend, content[0])}
+            "noise": noise_change(model.backend, content[0]), "edge_frame": edge_frame_score(output, content)}
 
 
 def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, device: torch.device, cache: Path,
@@ -169,7 +171,7 @@ def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, devi
             per_style[model.style_name] = {
                 "equivalent_iterations": eq["median"], "reached": eq["reached"],
                 **{key: median(s[key] for s in scores) for key in ("style_strength", "content_ratio", "lattice",
-                                                                   "pan_1px", "noise", "loss")},
+                                                                   "pan_1px", "noise", "edge_frame", "loss")},
                 "photos": scores,
             }
         # Runs that shared the cores are put on one clock: the steps at a standalone run's pace.
@@ -177,8 +179,9 @@ def evaluate_run(run: Path, photos: list[Path], size: int, iterations: int, devi
         points.append({"step": entry["step"], "hours": hours, "wall_hours": entry["seconds"] / 3600,
                        "file": entry["file"], "styles": per_style})
         line = ", ".join(f"{name} {_short(v['style_strength'])}/{_short(v['equivalent_iterations'])}"
-                         f"/{_short(v['pan_1px'])}/{_short(v['noise'])}" for name, v in per_style.items())
-        print(f"  {entry['file']} (step {entry['step']}, {hours:.2f} h): strength/equivalent/pan/noise {line}")
+                         f"/{_short(v['pan_1px'])}/{_short(v['noise'])}/{_short(v['edge_frame'])}"
+                         for name, v in per_style.items())
+        print(f"  {entry['file']} (step {entry['step']}, {hours:.2f} h): strength/equivalent/pan/noise/frame {line}")
     gatys_lattice = {name: median(r["gatys_lattice"] for r in records) for name, (_, _, records) in styles.items()}
     return {"run": str(run), "training": first[0].training, "iterations": iterations, "gatys_lattice": gatys_lattice,
             "points": points}

@@ -18,6 +18,7 @@ of ``styletrans stylize`` and ``--threads`` threads. Prints a table and the goal
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -71,24 +73,25 @@ def build_engines(args: argparse.Namespace, workdir: Path) -> dict[str, Callable
     from styletrans.inference import OnnxBackend, TorchBackend
 
     engines: dict[str, Callable[[torch.Tensor], object]] = {}
-    for preset in args.presets:
+    for preset, margin in itertools.product(args.presets, args.margins):
         torch.manual_seed(0)
-        net = TransformerNet(TransformerConfig.preset(preset)).eval()
+        net = TransformerNet(replace(TransformerConfig.preset(preset), margin=margin)).eval()
+        name = f"{preset}-m{margin}" if margin else preset  # e.g. fast-m8: the bundled files' 8 px margin
         if args.torch:
-            engines[f"torch-{preset}"] = TorchBackend(net, device="cpu")
-        fp32 = export_onnx(net, workdir / f"{preset}-fp32.onnx", overwrite=True)
+            engines[f"torch-{name}"] = TorchBackend(net, device="cpu")
+        fp32 = export_onnx(net, workdir / f"{name}-fp32.onnx", overwrite=True)
         for precision in args.precisions:
             path = fp32
             if precision == "fp16":
-                path = export_onnx(net, workdir / f"{preset}-fp16.onnx", fp16=True, overwrite=True)
+                path = export_onnx(net, workdir / f"{name}-fp16.onnx", fp16=True, overwrite=True)
             elif precision == "int8":
                 from styletrans.assets import bundled
                 from styletrans.inference.quantize import calibration_images, quantize_onnx
 
                 photos = [Path(p) for p in bundled("photos").values()]
-                path = quantize_onnx(fp32, workdir / f"{preset}-int8.onnx", calibration_images(photos, count=8),
+                path = quantize_onnx(fp32, workdir / f"{name}-int8.onnx", calibration_images(photos, count=8),
                                      overwrite=True)
-            engines[f"{preset}-{precision}"] = OnnxBackend(path, provider=args.provider, threads=args.threads)
+            engines[f"{name}-{precision}"] = OnnxBackend(path, provider=args.provider, threads=args.threads)
     if "examples-fp32" in args.peers:
         from peers import export_examples_net
 
@@ -212,6 +215,8 @@ def ratios(rows: list[dict], presets: list[str]) -> dict:
         cell: dict = {"fastest": best, "fastest_ms": ours[best]}
         if "multistyle26" in row:
             cell["multistyle26_over_fastest"] = row["multistyle26"] / ours[best]
+            for name in (k for k in ours if k.endswith("-int8")):  # each int8 graph, margins included
+                cell[f"multistyle26_over_{name}"] = row["multistyle26"] / ours[name]
         for preset in presets:
             if f"{preset}-int8" in row and f"{preset}-fp32" in row:
                 cell[f"{preset}_fp32_over_int8"] = row[f"{preset}-fp32"] / row[f"{preset}-int8"]
@@ -225,6 +230,8 @@ def ratios(rows: list[dict], presets: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["default", "fast"], choices=["default", "light", "fast"])
+    parser.add_argument("--margins", nargs="+", type=int, default=[0],
+                        help="transformer margins (px) to time each preset with; 8: the bundled files'")
     parser.add_argument("--precisions", nargs="*", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS,
                         help="peer models timed in the same run (none: --peers with no value)")

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import gaussian_blur
 
-from styletrans.evaluation.artifacts import dot_score, lattice_score
+from styletrans.evaluation.artifacts import dot_score, edge_frame_score, lattice_score
 from styletrans.images import pil_to_tensor, tensor_to_pil
 from tests.conftest import make_photo
 
@@ -65,3 +65,16 @@ def test_score_takes_batches_and_tiny_or_flat_pictures(photo: torch.Tensor) -> N
     assert lattice_score(photo[None]) == pytest.approx(lattice_score(photo))
     assert lattice_score(torch.full((3, 40, 40), 0.5)) == 0.0  # nothing repeats in a flat picture
     assert 0.0 <= lattice_score(photo[:, :12, :20]) <= 1.0  # smaller than one window: upsampled, not an error
+
+
+def test_edge_frame_score_is_the_band_along_the_edges_beyond_the_photos_own(photo: torch.Tensor) -> None:
+    assert edge_frame_score(photo, photo) == 0.0  # a picture's own edges are no frame
+    framed = photo.clone()
+    framed[:, :4] = (framed[:, :4] + 0.1).clamp(max=1)  # the top band brighter
+    top = float((framed[:, :4] - photo[:, :4]).mul(torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0).mean())
+    assert edge_frame_score(framed, photo) == pytest.approx(top * 255 / 4, rel=1e-4)  # one side of four
+    framed[:, :, -4:] = (framed[:, :, -4:] - 0.1).clamp(min=0)  # the right band darker: sides do not cancel
+    assert edge_frame_score(framed[None], photo[None]) > 1.8 * edge_frame_score(framed[:, :, :-4], photo[:, :, :-4])
+    shifted = (photo + 0.2).clamp(max=1)  # a tint changes no step between the band and the inside
+    assert edge_frame_score(shifted, photo) < 1.0
+    assert edge_frame_score(torch.rand(3, 5, 5), torch.rand(3, 5, 5)) == 0.0  # too small for a band

@@ -80,9 +80,11 @@ def report() -> dict:
     counts = [1, 2, 4]
     results = [
         evaluation("a.jpg", 6.0, [20.0, 10.0, 5.5, 4.0, 3.0], fast_ms=10.0, seconds_per_step=0.5, counts=counts,
-                   artifacts={"lattice": {"photo": 0.02, "fast": 0.30, "gatys": 0.05}}),
+                   artifacts={"lattice": {"photo": 0.02, "fast": 0.30, "gatys": 0.05},
+                              "edge_frame": {"fast": 20.0, "gatys": 8.0}}),
         evaluation("b/c.png", 2.0, [30.0, 12.0, 8.0, 6.0, 5.0], fast_ms=30.0, seconds_per_step=1.0, counts=counts,
-                   artifacts={"lattice": {"photo": 0.04, "fast": 0.10, "gatys": 0.03}}),
+                   artifacts={"lattice": {"photo": 0.04, "fast": 0.10, "gatys": 0.03},
+                              "edge_frame": {"fast": 6.0, "gatys": 10.0}}),
     ]
     setup = {"command": "styletrans evaluate ...", "content_dir": "photos", "size": 48, "device": "cpu",
              "threads": 2, "style_image": "style.png", "style_size": 64,
@@ -103,6 +105,11 @@ def test_lattice_is_the_median_over_photos_and_in_the_headline(report: dict) -> 
     results = [evaluation(f"{i}.jpg", 1.0, [2.0, 1.0], 1.0, 1.0, counts, artifacts={"lattice": {"fast": v}})
                for i, v in enumerate(scores)]
     assert summarize(results, counts)["artifacts"] == {"lattice": {"fast": 0.05}}
+
+
+def test_the_edge_frame_is_in_the_headline_without_a_photo_figure(report: dict) -> None:
+    headline = next(line for line in render_markdown(report).splitlines() if "Edge frame" in line)
+    assert "fast model **13**" in headline and "iterations 9" in headline and "photo" not in headline.split(":")[-1]
 
 
 def test_summary_means_and_speedups(report: dict) -> None:

@@ -85,15 +85,17 @@ def test_curves_snapshots_and_equivalent_iterations_agree(report: dict) -> None:
         assert image["equivalent_iterations"] == equivalent_iterations(curve, image["fast"]["total"])
         similarity = image["similarity"]
         assert similarity["gatys_iterations"] == 4 and -1 <= similarity["ssim"] <= 1 and similarity["psnr"] > 0
-        assert set(image["artifacts"]) == {"lattice", "dots"}
+        assert set(image["artifacts"]) == {"lattice", "dots", "edge_frame"}
+        assert set(image["artifacts"]["edge_frame"]) == {"fast", "gatys"}  # against the photo: none of its own
         # The yardstick: photo, fast output and the Gatys default result under the defaults' loss.
         yardstick = image["yardstick"]
         assert set(yardstick) == {"photo", "fast", "gatys"} and yardstick["photo"]["content"] == 0
         assert yardstick["gatys"]["total"] < yardstick["photo"]["total"]  # the default run did optimize
         assert image["style_strength"] == style_strength(*(yardstick[k]["style"] for k in ("photo", "fast", "gatys")))
         assert image["content_ratio"] == pytest.approx(yardstick["fast"]["content"] / yardstick["gatys"]["content"])
-        assert all(set(scores) == {"photo", "fast", "gatys"} for scores in image["artifacts"].values())
-        assert all(0 <= value <= 1 for scores in image["artifacts"].values() for value in scores.values())
+        assert all(set(image["artifacts"][score]) == {"photo", "fast", "gatys"} for score in ("lattice", "dots"))
+        assert all(0 <= value <= 1 for score in ("lattice", "dots") for value in image["artifacts"][score].values())
+        assert all(0 <= value <= 255 for value in image["artifacts"]["edge_frame"].values())  # grey levels
 
 
 def test_the_pan_is_measured_where_the_photo_is_wide_enough(report: dict) -> None:

@@ -231,3 +231,23 @@ def test_training_callback_exports_fp16_of_the_light_preset_at_512x768(tmp_path:
     callback.on_fit_end(trainer, module)  # raises if either export misses its bound
     assert callback.exported == [tmp_path / "light_style.onnx", tmp_path / "light_style.fp16.onnx"]
     assert OnnxBackend(tmp_path / "light_style.fp16.onnx", provider="cpu").metadata["precision"] == "fp16"
+
+
+def test_a_checkpoint_keeps_its_margin_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    net = TransformerNet(TransformerConfig(8, 1, space_to_depth=True, margin=8)).eval()
+    loaded, meta = load_transformer(write_checkpoint(tmp_path / "m.ckpt", net, "framed"))
+    assert loaded.config.margin == 8 and meta["transformer"]["margin"] == 8
+    x = torch.rand(1, 3, 20, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), net(x))
+    bad = write_checkpoint(tmp_path / "bad.ckpt", net, "framed", transformer={"margin": "wide"})
+    with pytest.raises(CheckpointError, match="recorded transformer margin 'wide'"):
+        load_transformer(bad)
+
+
+def test_a_network_with_a_margin_exports_and_matches_pytorch_at_any_size(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    net = TransformerNet(TransformerConfig(8, 1, space_to_depth=True, margin=8)).eval()
+    path = export_onnx(net, tmp_path / "framed.onnx", metadata={"style_name": "framed"})
+    report = verify_onnx(path, net, sizes=((5, 7), (37, 51), (64, 96)))
+    assert report.passed, report.summary()

@@ -263,3 +263,11 @@ def test_a_new_style_run_loads_and_resumes(run: tuple[Path, object], base: Path,
     start, _ = load_transformer(base)
     state = resumed.model.transformer.cpu().state_dict()
     assert all(torch.equal(state[k][:2] if v.dim() == 2 else state[k], v) for k, v in start.state_dict().items())
+
+
+def test_a_new_style_runs_with_its_base_margin(painting: Path, tmp_path: Path) -> None:
+    net = TransformerNet(TransformerConfig(8, 1, space_to_depth=False, styles=2, margin=8))
+    framed = write_checkpoint(tmp_path / "framed.ckpt", net, "framed",
+                              style_image=[str(tmp_path / "waves.png"), str(tmp_path / "dots.png")], **BASE_LOSS)
+    module = new_style(painting, framed)  # the recipe names the architecture, not the margin: the base's holds
+    assert module.transformer.config.margin == 8 and module.hparams.transformer["margin"] == 8

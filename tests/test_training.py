@@ -302,7 +302,8 @@ def test_checkpoint_contract(finished_run: tuple[Path, object], style: Path) -> 
     hp = ckpt["hyper_parameters"]
     assert set(hp) >= CONTRACT_KEYS
     assert hp["style_name"] == "stripes" and hp["style_image"] == str(style)
-    assert hp["transformer"] == {"base_channels": 8, "residual_blocks": 1, "space_to_depth": False, "styles": 1}
+    assert hp["transformer"] == {"base_channels": 8, "residual_blocks": 1, "space_to_depth": False, "styles": 1,
+                                 "margin": 0}
     assert hp["style_layers"] == {"relu1_2": 1.0, "relu2_2": 1.0} and hp["image_size"] == 32
     assert ckpt["state_dict"] and all(k.startswith("transformer.") for k in ckpt["state_dict"])
     assert ckpt["global_step"] == 30 and ckpt["optimizer_states"]
@@ -327,6 +328,11 @@ def test_init_from_starts_at_a_trained_networks_weights(finished_run: tuple[Path
         assert not torch.allclose(fresh(x), cli.model.transformer(x), atol=1e-3)
     with pytest.raises(ValueError, match="is not this run's"):
         StyleTransferModule(style_image=str(style), transformer="light", init_from=str(ckpt_path))
+    # A margin holds no weights: a run with one may start from weights trained without.
+    framed = StyleTransferModule(style_image=str(style), transformer={**small, "margin": 4}, init_from=str(ckpt_path))
+    assert framed.transformer.config.margin == 4
+    with torch.no_grad():
+        assert not torch.allclose(framed(x), tuned(x), atol=1e-4)  # the same weights, run with the margin
 
 
 # The killed run: ``styletrans train`` in a child process that stops for good when it reaches

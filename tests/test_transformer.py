@@ -58,3 +58,23 @@ def test_channels_last_gives_the_same_result(light: TransformerNet) -> None:
         net.to(memory_format=torch.channels_last)
         out = net(x.contiguous(memory_format=torch.channels_last))
     assert torch.allclose(out, reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("hw", [(32, 32), (17, 23), (5, 6)])
+def test_a_margin_runs_the_network_on_replicated_edges_and_cuts_them_off(hw: tuple[int, int]) -> None:
+    torch.manual_seed(1)
+    plain = TransformerNet(TransformerConfig(8, 1, space_to_depth=True)).eval()
+    framed = TransformerNet(TransformerConfig(8, 1, space_to_depth=True, margin=6)).eval()
+    framed.load_state_dict(plain.state_dict())  # the margin holds no weights
+    x = torch.rand(2, 3, *hw)
+    with torch.no_grad():
+        out = framed(x)
+        expected = plain(torch.nn.functional.pad(x, (6, 6, 6, 6), mode="replicate"))[..., 6:6 + hw[0], 6:6 + hw[1]]
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, expected)
+    assert not torch.allclose(out, plain(x), atol=1e-3)  # the margin changes what the network sees
+
+
+def test_a_negative_margin_is_refused() -> None:
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        TransformerConfig(8, 1, margin=-4)

@@ -62,7 +62,8 @@ class ImageEvaluation:
     seconds: list[float]  # Gatys wall time after 0, 1, ..., N iterations
     similarity: dict[str, float | None] = field(default_factory=dict)  # fast vs Gatys at `reference`
     reference: int = REFERENCE_ITERATIONS
-    # Artifact scores (styletrans.evaluation.artifacts: "lattice", "dots") of photo, fast, Gatys at `reference`.
+    # Artifact scores (styletrans.evaluation.artifacts: "lattice", "dots", "edge_frame") of photo, fast, and Gatys
+    # at `reference`.
     artifacts: dict[str, dict[str, float]] = field(default_factory=dict)
     # Under the Gatys defaults' loss: content and style terms of "photo", "fast", "gatys" (its default result).
     yardstick: dict[str, Losses] = field(default_factory=dict)

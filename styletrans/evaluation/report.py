@@ -26,6 +26,16 @@ REPORT_MD, REPORT_JSON, LOSS_PLOT, PANELS = "report.md", "report.json", "loss_cu
 OPTIMIZER_NAMES = {"lbfgs": "L-BFGS", "adam": "Adam"}
 
 
+# The headline's artifact lines (styletrans.evaluation.artifacts), each a median over photos.
+ARTIFACT_LINES = (
+    ("lattice", "**Dot lattice** (`styletrans.evaluation.artifacts.lattice_score`, median over photos; photos score "
+                "0.01-0.05, a visible lattice 0.15 or more)"),
+    ("dots", "**Dots** (`dot_score`, share of pixels that stand out from their neighbours; photos 0.000-0.02)"),
+    ("edge_frame", "**Edge frame** (`edge_frame_score`, median: grey levels between the outer 4 px and the 8 px "
+                   "inside them, less the photo's own step there)"),
+)
+
+
 def panel_file(index: int, name: str) -> str:
     """``panels/003_nested_grey.png``: numbered, so photos with one name in two folders differ."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).with_suffix("").as_posix()).strip("_") or "image"
@@ -162,19 +172,12 @@ def render_markdown(report: dict[str, Any]) -> str:
            f"(**{number(speed['speedup_at_equivalent'])}x**)") + "."
     )
     artifacts = summary.get("artifacts", {})
-    lattice, dots = artifacts.get("lattice", {}), artifacts.get("dots", {})
-    if lattice:
-        lines.append(
-            f"- **Dot lattice** (`styletrans.evaluation.artifacts.lattice_score`, median over photos; photos score "
-            f"0.01-0.05, a visible lattice 0.15 or more): photo {number(lattice.get('photo'))}, fast model "
-            f"**{number(lattice.get('fast'))}**, Gatys after {ref} iterations {number(lattice.get('gatys'))}."
-        )
-    if dots:
-        lines.append(
-            f"- **Dots** (`dot_score`, share of pixels that stand out from their neighbours; photos 0.000-0.02): "
-            f"photo {number(dots.get('photo'))}, fast model **{number(dots.get('fast'))}**, Gatys after {ref} "
-            f"iterations {number(dots.get('gatys'))}."
-        )
+    for key, title in ARTIFACT_LINES:  # median over photos, photo / fast / Gatys where each has one
+        scores = artifacts.get(key, {})
+        if scores:
+            photo = f"photo {number(scores['photo'])}, " if "photo" in scores else ""
+            lines.append(f"- {title}: {photo}fast model **{number(scores.get('fast'))}**, Gatys after {ref} "
+                         f"iterations {number(scores.get('gatys'))}.")
     if summary.get("style_strength") is not None or summary.get("content_ratio") is not None:
         lines.append(
             f"- **Style strength** (median; under the Gatys defaults' loss, the log-scale fall of the style term from "

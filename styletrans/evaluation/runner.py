@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from styletrans.evaluation.artifacts import dot_score, lattice_score
+from styletrans.evaluation.artifacts import dot_score, edge_frame_score, lattice_score
 from styletrans.evaluation.metrics import ImageEvaluation, Losses, nearest
 from styletrans.evaluation.similarity import load_lpips, similarity
 from styletrans.evaluation.stability import pan_scores
@@ -240,8 +240,10 @@ class Evaluator:
             name=name, height=int(content.shape[-2]), width=int(content.shape[-1]),
             fast=self.losses(fast_output, targets), fast_ms=fast_ms, gatys=gatys, curve=curve,
             seconds=seconds, similarity=scores, reference=self.reference,
-            artifacts={name: {"photo": score(content), "fast": score(fast_output), "gatys": score(reference)}
-                       for name, score in (("lattice", lattice_score), ("dots", dot_score))},
+            artifacts={**{name: {"photo": score(content), "fast": score(fast_output), "gatys": score(reference)}
+                          for name, score in (("lattice", lattice_score), ("dots", dot_score))},
+                       "edge_frame": {"fast": edge_frame_score(fast_output, content),
+                                      "gatys": edge_frame_score(reference, content)}},
             yardstick=self.yardstick(content, {"photo": content, "fast": fast_output, "gatys": default}),
             pan=pan_scores(self.model.backend, content[0]) if self.pan else {},
         )

@@ -47,8 +47,9 @@ def _network_state(state: dict[str, Any], path: Path) -> dict[str, Tensor]:
     return network
 
 
-def infer_config(state: dict[str, Tensor]) -> TransformerConfig:
-    """Width and depth of the network that produced ``state``."""
+def infer_config(state: dict[str, Tensor], margin: int = 0) -> TransformerConfig:
+    """Width and depth of the network that produced ``state``; the margin holds no weights, so it
+    comes from the checkpoint's recorded config."""
     try:
         first = state["encoder.0.1.weight"]
         base_channels = int(first.shape[0])
@@ -58,7 +59,7 @@ def infer_config(state: dict[str, Tensor]) -> TransformerConfig:
     norm = state.get("encoder.0.2.weight")  # (channels,), or (styles, channels) when conditional
     styles = int(norm.shape[0]) if norm is not None and norm.dim() == 2 else 1
     return TransformerConfig(base_channels=base_channels, residual_blocks=len(blocks),
-                             space_to_depth=int(first.shape[1]) == 12, styles=styles)
+                             space_to_depth=int(first.shape[1]) == 12, styles=styles, margin=margin)
 
 
 def _jsonable(value: Any) -> Any:
@@ -101,16 +102,25 @@ def load_transformer(path: str | os.PathLike) -> tuple[TransformerNet, dict[str,
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: 'state_dict' is a {type(state).__name__}, not a dict")
     network_state = _network_state(state, path)
-    config = infer_config(network_state)
+    hparams = payload.get("hyper_parameters")
+    config = infer_config(network_state, _recorded_margin(hparams, path))
     net = TransformerNet(config)
     try:
         net.load_state_dict(network_state)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: transformer weights do not fit {config}: {exc}") from None
-    hparams = payload.get("hyper_parameters")
     metadata = model_metadata(hparams if isinstance(hparams, dict) else {}, config, default_name=path.stem)
     metadata["checkpoint"] = path.name
     return net.eval(), metadata
+
+
+def _recorded_margin(hparams: Any, path: Path) -> int:
+    """The margin in the checkpoint's ``transformer`` hyper-parameter (0 when none is recorded)."""
+    recorded = hparams.get("transformer") if isinstance(hparams, dict) else None
+    margin = recorded.get("margin", 0) if isinstance(recorded, dict) else 0
+    if not isinstance(margin, int) or isinstance(margin, bool) or margin < 0:
+        raise CheckpointError(f"{path}: recorded transformer margin {margin!r} is not a whole number >= 0")
+    return margin
 
 
 def model_metadata(hparams: dict[str, Any], config: TransformerConfig, default_name: str = "style") -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Changes from the paper, as in most later implementations: instance normalization
 (Ulyanov et al. 2016) instead of batch norm, and nearest-neighbour upsampling plus
 convolution instead of fractionally strided convolution (no checkerboard
-artifacts; Odena et al. 2016). Reflection padding everywhere avoids border artifacts.
+artifacts; Odena et al. 2016). Reflection padding everywhere (zeros would darken the
+borders; a band remains all the same: ``margin`` below).
 
 The ``fast`` preset drops the full-resolution level: the image enters as 2x2 pixel blocks
 (space-to-depth, 12 channels at half size) and leaves the same way (12 channels, then
@@ -12,6 +13,11 @@ a third of their work (CPU timings in the README).
 
 With ``styles > 1`` every instance norm is conditional (``styletrans.models.conditional``): one
 network holds many styles, and ``forward`` takes which one (or which mix) to apply.
+
+``margin``: a trained network still paints a band of its own along the picture's edges (the
+padding tells every layer where the edge is). With a margin the input is first extended by that
+many replicated edge pixels and the output cut back: the band falls outside the picture. The
+network must be trained with the margin it runs with (its instance norms see the extra pixels).
 """
 
 from __future__ import annotations
@@ -31,12 +37,18 @@ class TransformerConfig:
     ``space_to_depth``: two resolution levels (``base_channels`` at half size, twice that at
     quarter size) entered and left through 2x2 pixel blocks, instead of three levels from full size.
     ``styles``: how many styles the network holds (conditional instance norm when more than 1).
+    ``margin``: px of replicated edge around the input, cut from the output (module docstring).
     """
 
     base_channels: int = 32
     residual_blocks: int = 5
     space_to_depth: bool = False
     styles: int = 1
+    margin: int = 0
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ValueError(f"transformer margin must be >= 0, not {self.margin}")
 
     @classmethod
     def preset(cls, name: str) -> TransformerConfig:
@@ -132,13 +144,16 @@ class TransformerNet(nn.Module):
                 style = style_weights(style, self.config.styles, x.shape[0]).to(x.device, x.dtype)
         else:
             style = None
+        m = self.config.margin  # fixed per network, so the ``if`` holds for every exported size
+        if m:
+            x = F.pad(x, (m, m, m, m), mode="replicate")
         # Unconditional (often zero) padding: an exported graph then holds for every size,
         # where an ``if`` would be frozen to the branch taken while tracing.
-        x = F.pad(x, (0, (-w) % 4, 0, (-h) % 4), mode="reflect")
+        x = F.pad(x, (0, (-w - 2 * m) % 4, 0, (-h - 2 * m) % 4), mode="reflect")
         if self.config.space_to_depth:
             x = F.pixel_unshuffle(x, 2)
         y = self.decoder(self.residuals(self.encoder(x, style), style), style)
         if self.config.space_to_depth:
             y = F.pixel_shuffle(y, 2)
         # Sigmoid keeps the output in [0, 1] with a gradient everywhere (clamping would not).
-        return y.sigmoid()[..., :h, :w]
+        return y.sigmoid()[..., m:m + h, m:m + w]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,14 +44,15 @@ DEFAULT_CONTENT_LAYERS: dict[str, float] = {"relu2_2": 1.0}
 DEFAULT_STYLE_LAYERS: dict[str, float] = {"relu1_2": 0.004, "relu2_2": 0.03, "relu3_3": 2.0, "relu4_3": 1.0e6}
 
 
-def transformer_config(spec: str | Mapping[str, int]) -> TransformerConfig:
+def transformer_config(spec: str | Mapping[str, int | bool]) -> TransformerConfig:
     """A preset name (``default``, ``light``, ``fast``) or a dict of TransformerConfig fields."""
     if isinstance(spec, str):
         return TransformerConfig.preset(spec)
     try:
         return TransformerConfig(**spec)
     except TypeError as exc:
-        raise ValueError(f"transformer: {exc} (fields: base_channels, residual_blocks)") from None
+        fields = "base_channels, residual_blocks, space_to_depth, margin"
+        raise ValueError(f"transformer: {exc} (fields: {fields})") from None
 
 
 class StyleTransferModule(pl.LightningModule):
@@ -68,7 +70,8 @@ class StyleTransferModule(pl.LightningModule):
             computed; ``None`` keeps its own size.
         image_size: training crop size (linked from ``data.image_size``; kept for the record).
         transformer: ``default`` (the paper), ``light``, ``fast`` (space-to-depth) or
-            ``{base_channels: C, residual_blocks: N, space_to_depth: bool}``.
+            ``{base_channels: C, residual_blocks: N, space_to_depth: bool, margin: PX}`` (margin:
+            replicated edge px around the input, cut from the output; ``styletrans.models.transformer``).
         loss_network: VGG weight source (``styletrans weights list``).
         content_layers: ``{layer: weight}``; default ``{relu2_2: 1}``.
         style_layers: ``{layer: weight}``; default ``DEFAULT_STYLE_LAYERS`` (relu1_2 ... relu4_3).
@@ -108,7 +111,7 @@ class StyleTransferModule(pl.LightningModule):
         style_factors: dict[str, float] | None = None,
         style_size: int | None = 256,
         image_size: int = 256,
-        transformer: str | dict[str, int] = "default",
+        transformer: str | dict[str, int | bool] = "default",
         loss_network: str = "vgg16-caffe",
         content_layers: dict[str, float] | None = None,
         style_layers: dict[str, float] | None = None,
@@ -166,6 +169,8 @@ class StyleTransferModule(pl.LightningModule):
         if unknown:
             raise ValueError(f"style_factors names {unknown}, which are not among the styles {style_names}")
         config = transformer_config(transformer)
+        if start is not None:  # a new style runs with its base's margin (it holds no weights to check)
+            config = replace(config, margin=start.net.config.margin)
         if config.styles not in (1, len(style_images)):  # a saved config states it; otherwise the list does
             raise ValueError(f"transformer.styles is {config.styles}, but {len(style_images)} style image(s) are given")
         config = TransformerConfig(**{**config.as_dict(), "styles": len(style_images)})
@@ -189,7 +194,7 @@ class StyleTransferModule(pl.LightningModule):
                     parameter.requires_grad_(False)
         if init_from is not None:
             start, _ = load_transformer(init_from)
-            if start.config != config:
+            if replace(start.config, margin=config.margin) != config:  # the margin holds no weights: the run's
                 raise ValueError(f"init_from {init_from}: its transformer {start.config.as_dict()} is not "
                                  f"this run's {transformer}")
             self.transformer.load_state_dict(start.state_dict())
