@@ -76,7 +76,7 @@ def build_engines(args: argparse.Namespace, workdir: Path) -> dict[str, Callable
     for preset, margin in itertools.product(args.presets, args.margins):
         torch.manual_seed(0)
         net = TransformerNet(replace(TransformerConfig.preset(preset), margin=margin)).eval()
-        name = f"{preset}-m{margin}" if margin else preset  # e.g. fast-m8: the bundled files' 8 px margin
+        name = f"{preset}-m{margin}" if margin else preset  # e.g. fast-m8: an 8 px margin
         if args.torch:
             engines[f"torch-{name}"] = TorchBackend(net, device="cpu")
         fp32 = export_onnx(net, workdir / f"{name}-fp32.onnx", overwrite=True)
@@ -231,7 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["default", "fast"], choices=["default", "light", "fast"])
     parser.add_argument("--margins", nargs="+", type=int, default=[0],
-                        help="transformer margins (px) to time each preset with; 8: the bundled files'")
+                        help="transformer margins (px) to time each preset with (models/README.md: the edge frame)")
     parser.add_argument("--precisions", nargs="*", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS,
                         help="peer models timed in the same run (none: --peers with no value)")

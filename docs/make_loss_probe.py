@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     extra = {layer: float(weight) for layer, weight in (item.split("=") for item in args.extra)}
     net, metadata = load_transformer(args.checkpoint)
-    hparams = torch.load(args.checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    hparams = metadata["training"]  # the loss settings the checkpoint recorded
     rows = []
     for pair in args.pairs:
         photo_name, style_name = pair.split(":")

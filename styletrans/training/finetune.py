@@ -126,8 +126,10 @@ def check_painting(image: str) -> Path:
 
 def check_compatible(base: Base, config: TransformerConfig, loss_network: str) -> None:
     """The run must be the base's architecture and train against the base's loss network."""
-    mine = {k: v for k, v in config.as_dict().items() if k not in ("styles", "margin")}
-    theirs = {k: v for k, v in base.net.config.as_dict().items() if k not in ("styles", "margin")}
+    def architecture(c: TransformerConfig) -> dict:  # what the weights fix: not the style count or the margin
+        return {k: v for k, v in c.as_dict().items() if k not in ("styles", "margin")}
+
+    mine, theirs = architecture(config), architecture(base.net.config)
     if mine != theirs:
         raise ValueError(f"base {base.path.name}: its architecture is {theirs}, this run's transformer is {mine}; "
                          f"a new style is trained on its base's network: set --model.transformer '{theirs}'")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,8 +51,8 @@ def transformer_config(spec: str | Mapping[str, int | bool]) -> TransformerConfi
     try:
         return TransformerConfig(**spec)
     except TypeError as exc:
-        fields = "base_channels, residual_blocks, space_to_depth, margin"
-        raise ValueError(f"transformer: {exc} (fields: {fields})") from None
+        names = ", ".join(f.name for f in fields(TransformerConfig) if f.name != "styles")
+        raise ValueError(f"transformer: {exc} (fields: {names})") from None
 
 
 class StyleTransferModule(pl.LightningModule):
