@@ -78,3 +78,35 @@ def test_a_margin_runs_the_network_on_replicated_edges_and_cuts_them_off(hw: tup
 def test_a_negative_margin_is_refused() -> None:
     with pytest.raises(ValueError, match="margin must be >= 0"):
         TransformerConfig(8, 1, margin=-4)
+
+
+def _widen_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "train" / "widen_multistyle.py"
+    spec = importlib.util.spec_from_file_location("widen_multistyle", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("config", [TransformerConfig(8, 2, space_to_depth=True, styles=3), TransformerConfig(4, 1)])
+def test_a_widened_network_computes_what_the_narrow_one_did_and_can_learn(config: TransformerConfig) -> None:
+    torch.manual_seed(0)
+    narrow = TransformerNet(config).eval()
+    for p in narrow.parameters():  # trained-looking weights: not the init's ones and zeros
+        p.data.add_(0.1 * torch.randn_like(p))
+    wide = _widen_script().widen(narrow, 2 * config.base_channels)
+    assert wide.config.base_channels == 2 * config.base_channels
+    x, style = torch.rand(2, 3, 20, 28), torch.tensor([0, config.styles - 1])
+    # Equal up to float summation order (the zero weights add exact zeros, but kernels may block sums differently)
+    torch.testing.assert_close(wide(x, style), narrow(x, style), rtol=0, atol=1e-6)
+    wide(x, style).mean().backward()  # the zeros that hide the new channels are trainable: they get gradients
+    last = [m for m in wide.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert last.weight.grad[:, config.base_channels:].abs().sum() > 0
+
+
+def test_widening_to_fewer_channels_is_refused() -> None:
+    with pytest.raises(ValueError, match="narrower"):
+        _widen_script().widen(TransformerNet(TransformerConfig(8, 1)), 4)
