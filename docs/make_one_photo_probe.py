@@ -21,6 +21,7 @@ from make_loss_probe import training_loss  # docs/, the script's own folder
 
 from styletrans.assets import resolve_image
 from styletrans.images import load_image, tensor_to_pil
+from styletrans.losses import PerceptualLoss
 from styletrans.models.checkpoint import load_transformer
 from styletrans.optimize.gatys import run_gatys
 from styletrans.training.stability import random_shift, shift_consistency, shift_noise
@@ -28,8 +29,8 @@ from styletrans.training.stability import random_shift, shift_consistency, shift
 OUTPUT = Path(__file__).resolve().parents[1] / "models" / "one_photo_probe.jpg"
 
 
-def fit(checkpoint: Path, photo: torch.Tensor, style_index: int, loss, steps: int, shift_weight: float,
-        shift_std: float) -> torch.Tensor:
+def fit(checkpoint: Path, photo: torch.Tensor, style_index: int, loss: PerceptualLoss, steps: int,
+        shift_weight: float, shift_std: float) -> torch.Tensor:
     """The network's output on ``photo`` after ``steps`` Adam steps on it alone."""
     net, _ = load_transformer(checkpoint)
     net.train()
@@ -71,7 +72,6 @@ def main() -> None:
     targets = loss.content_targets(photo)
     with torch.no_grad():
         columns = {"network": net(photo, torch.tensor([index])).clamp(0, 1)}
-    torch.manual_seed(0)
     columns["fitted"] = fit(args.checkpoint, photo, index, loss, args.steps, 0.0, 0.0)
     columns["fitted, stability term"] = fit(args.checkpoint, photo, index, loss, args.steps,
                                             hparams["shift_weight"], hparams.get("shift_noise", 0.0))

@@ -4,8 +4,9 @@
     styletrans train --config configs/recipes/multistyle.yaml --data PHOTOS --model.init_from /tmp/wide.ckpt \\
         --model.transformer '{base_channels: 48, residual_blocks: 4, space_to_depth: true}'
 
-Why: the 24-channel network's output stays far above its loss's optimum (models/README.md, "What the loss
-asks for"), and the question is whether width is what it lacks. Widening keeps the hours it was trained.
+Why: the 24-channel network's output stays far above its loss's optimum, and the question was whether
+width is what it lacks (models/README.md, "Why the trained network does not get there": at step 33,500,
+48/96 channels learned no faster). Widening keeps the hours the network was trained.
 Every convolution keeps its weights; the channels it gains read the old ones through fresh random weights,
 and the old channels read the new ones through zeros, so the output is unchanged until training moves
 those zeros (their gradients are not zero: the new channels are not).
@@ -28,8 +29,9 @@ def widen(net: TransformerNet, base_channels: int, seed: int = 0) -> Transformer
     """``net`` with ``base_channels`` (at least its own), the same function of its input."""
     if base_channels < net.config.base_channels:
         raise ValueError(f"base_channels {base_channels} is narrower than the network's {net.config.base_channels}")
-    torch.manual_seed(seed)
-    wide = TransformerNet(replace(net.config, base_channels=base_channels))
+    with torch.random.fork_rng():  # the new channels' draw leaves the caller's generator alone
+        torch.manual_seed(seed)
+        wide = TransformerNet(replace(net.config, base_channels=base_channels))
     state = wide.state_dict()
     for name, old in net.state_dict().items():
         new = state[name]
