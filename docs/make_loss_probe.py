@@ -25,6 +25,16 @@ from styletrans.optimize.gatys import GatysSettings, run_gatys
 OUTPUT = Path(__file__).resolve().parents[1] / "models" / "loss_probe.jpg"
 
 
+def add_extra_argument(parser: argparse.ArgumentParser) -> None:
+    """``--extra LAYER=WEIGHT ...``: content layers added to the checkpoint's loss; ``dict(args.extra)``."""
+    def layer_weight(item: str) -> tuple[str, float]:
+        layer, weight = item.split("=")
+        return layer, float(weight)
+
+    parser.add_argument("--extra", nargs="*", type=layer_weight, default=[("relu2_1", 0.003)],
+                        help="content layers added: LAYER=WEIGHT")
+
+
 def training_loss(hparams: dict, style: str, extra: dict[str, float], init: str, iterations: int) -> GatysSettings:
     """The checkpoint's training loss as Gatys settings (the stability term needs a network: left out)."""
     factor = (hparams.get("style_factors") or {}).get(style, 1.0)
@@ -38,11 +48,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=Path("styletrans/assets/models/multistyle7.ckpt"))
     parser.add_argument("--pairs", nargs="+", default=["chelsea:starry_night", "astronaut:great_wave"])
     parser.add_argument("--iterations", type=int, default=150)
-    parser.add_argument("--extra", nargs="*", default=["relu2_1=0.003"], help="content layers added: LAYER=WEIGHT")
+    add_extra_argument(parser)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
-    extra = {layer: float(weight) for layer, weight in (item.split("=") for item in args.extra)}
+    extra = dict(args.extra)
     net, metadata = load_transformer(args.checkpoint)
     hparams = metadata["training"]  # the loss settings the checkpoint recorded
     rows = []

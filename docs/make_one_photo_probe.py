@@ -14,26 +14,27 @@ there; that it does not on photos it was not fitted to is then a matter of train
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 
 import torch
-from make_loss_probe import training_loss  # docs/, the script's own folder
+from make_loss_probe import add_extra_argument, training_loss  # docs/, the script's own folder
 
 from styletrans.assets import resolve_image
 from styletrans.images import load_image, tensor_to_pil
 from styletrans.losses import PerceptualLoss
 from styletrans.models.checkpoint import load_transformer
+from styletrans.models.transformer import TransformerNet
 from styletrans.optimize.gatys import run_gatys
 from styletrans.training.stability import random_shift, shift_consistency, shift_noise
 
 OUTPUT = Path(__file__).resolve().parents[1] / "models" / "one_photo_probe.jpg"
 
 
-def fit(checkpoint: Path, photo: torch.Tensor, style_index: int, loss: PerceptualLoss, steps: int,
+def fit(network: TransformerNet, photo: torch.Tensor, style_index: int, loss: PerceptualLoss, steps: int,
         shift_weight: float, shift_std: float) -> torch.Tensor:
-    """The network's output on ``photo`` after ``steps`` Adam steps on it alone."""
-    net, _ = load_transformer(checkpoint)
-    net.train()
+    """The output on ``photo`` of a copy of ``network`` after ``steps`` Adam steps on it alone."""
+    net = copy.deepcopy(network).train()
     style = torch.tensor([style_index])
     targets = loss.content_targets(photo)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -57,11 +58,11 @@ def main() -> None:
     parser.add_argument("--photo", default="chelsea")
     parser.add_argument("--style", default="starry_night")
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--extra", nargs="*", default=["relu2_1=0.003"], help="content layers added: LAYER=WEIGHT")
+    add_extra_argument(parser)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
-    extra = {layer: float(weight) for layer, weight in (item.split("=") for item in args.extra)}
+    extra = dict(args.extra)
     net, metadata = load_transformer(args.checkpoint)
     hparams, index = metadata["training"], metadata["styles"].index(args.style)
     photo = load_image(resolve_image(args.photo, "photos"), args.size)[None]
@@ -72,8 +73,8 @@ def main() -> None:
     targets = loss.content_targets(photo)
     with torch.no_grad():
         columns = {"network": net(photo, torch.tensor([index])).clamp(0, 1)}
-    columns["fitted"] = fit(args.checkpoint, photo, index, loss, args.steps, 0.0, 0.0)
-    columns["fitted, stability term"] = fit(args.checkpoint, photo, index, loss, args.steps,
+    columns["fitted"] = fit(net, photo, index, loss, args.steps, 0.0, 0.0)
+    columns["fitted, stability term"] = fit(net, photo, index, loss, args.steps,
                                             hparams["shift_weight"], hparams.get("shift_noise", 0.0))
     columns["Gatys from noise"] = run_gatys(photo, style, settings, progress=False).image
     with torch.no_grad():
