@@ -1,6 +1,6 @@
 """A wider copy of a trained network that computes exactly what it computes (Net2Net's idea, Chen et al. 2016).
 
-    python train/widen_multistyle.py train/resume/multistyle7_relu2_1.ckpt 48 /tmp/wide.ckpt
+    python train/widen_multistyle.py train/resume/multistyle7.ckpt 48 /tmp/wide.ckpt
     styletrans train --config configs/recipes/multistyle.yaml --data PHOTOS --model.init_from /tmp/wide.ckpt \\
         --model.transformer '{base_channels: 48, residual_blocks: 4, space_to_depth: true}'
 
