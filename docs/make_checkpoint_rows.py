@@ -37,7 +37,7 @@ def main() -> None:
         for style in args.styles:
             for net, metadata in networks:
                 index = torch.full((len(photos),), metadata["styles"].index(style))
-                rows.append(net.eval()(photos, index).clamp(0, 1))
+                rows.append(net(photos, index).clamp(0, 1))
     grid = make_grid(torch.cat(rows), nrow=len(photos), padding=2, pad_value=1.0)
     tensor_to_pil(grid).save(args.output, quality=92)
     print(f"wrote {args.output}")
