@@ -50,15 +50,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--photo", type=Path, required=True)
-    parser.add_argument("--styles", nargs="*", default=None, help="default: every style of the checkpoint")
+    parser.add_argument("--styles", nargs="+", default=None, help="default: every style of the checkpoint")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--iterations", type=int, default=120)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/term_gap.json"))
     args = parser.parse_args()
     device = torch.device("cpu")
+    models = style_models(args.checkpoint, device)
+    unknown = set(args.styles or ()) - {model.style_name for model in models}
+    if unknown:
+        parser.error(f"{args.checkpoint} has no style {', '.join(sorted(unknown))}")
     rows = [term_gap(model, args.photo, args.size, args.iterations, device)
-            for model in style_models(args.checkpoint, device)
-            if args.styles is None or model.style_name in args.styles]
+            for model in models if args.styles is None or model.style_name in args.styles]
     keys = [k for k in rows[0]["network"] if k != "total"]
     print(f"{'style':16s} {'at':>8s} " + " ".join(f"{k.removeprefix('style/'):>9s}" for k in ["total", *keys]))
     for row in rows:
