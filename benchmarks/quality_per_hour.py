@@ -268,11 +268,14 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=cache_dir() / "gatys_references",
                         help="folder of cached Gatys runs (JSON)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/quality_per_hour.json"))
-    parser.add_argument("--plot", type=Path, default=Path("models/quality_per_hour.png"))
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="the figure (default: the JSON's path with .png; never a committed figure by accident)")
     parser.add_argument("--replot", type=Path, default=None, metavar="JSON",
                         help="only draw --plot from a JSON this script wrote (nothing is scored)")
     args = parser.parse_args()
     labels = {str(Path(run)): name for run, name in (item.split("=", 1) for item in args.label)}
+    if args.plot is None:
+        args.plot = (args.replot or args.json).with_suffix(".png")
     if args.replot is not None:
         saved = json.loads(args.replot.read_text())
         plot(saved["runs"], labels, saved["iterations"], args.plot)
