@@ -20,7 +20,7 @@ from common import cpu_name, write_json
 from quality_per_hour import style_models
 
 from styletrans.assets import resolve_image
-from styletrans.evaluation import Evaluator, FastModel
+from styletrans.evaluation import Evaluator, FastModel, equivalent_iterations
 from styletrans.images import load_image
 from styletrans.optimize.gatys import run_gatys
 
@@ -41,7 +41,7 @@ def term_gap(model: FastModel, photo: Path, size: int, iterations: int, device: 
     run_gatys(content, evaluator.style, evaluator.settings, device=device, loss=evaluator.loss,
               callback=lambda step, image, record: curve.append(terms(image)), progress=False)
     network = terms(model.backend(content).float().to(device))
-    equivalent = next((i for i, t in enumerate(curve) if t["total"] <= network["total"]), None)
+    equivalent = equivalent_iterations([t["total"] for t in curve], network["total"])
     return {"style": model.style_name, "network": network, "equivalent_iterations": equivalent,
             "gatys": {str(i): curve[i] for i in sorted({equivalent or 0, 50, len(curve) - 1}) if i < len(curve)}}
 
