@@ -316,6 +316,17 @@ def test_checkpoint_contract(finished_run: tuple[Path, object], style: Path) -> 
         assert torch.allclose(loaded(x), cli.model.transformer(x), atol=1e-6)
 
 
+def test_last_checkpoint_is_the_final_step_between_saves(photos: Path, style: Path, tmp_path: Path) -> None:
+    # Saves at steps 10 and 20 (validation); max_steps 25 ends between them: last.ckpt must be step 25's.
+    cli = main(train_args(photos, style, tmp_path / "run", 25))
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
+    assert cli.trainer.global_step == 25 and ckpt["global_step"] == 25
+    for name, value in cli.model.transformer.state_dict().items():
+        assert torch.equal(ckpt["state_dict"][f"transformer.{name}"], value), name
+    # Keyed as Lightning's own callback, so checkpoints written before this one resume with their state.
+    assert any(key.startswith("ModelCheckpoint{") for key in ckpt["callbacks"])
+
+
 def test_init_from_starts_at_a_trained_networks_weights(finished_run: tuple[Path, object], style: Path) -> None:
     run_dir, cli = finished_run
     ckpt_path = run_dir / "checkpoints" / "last.ckpt"

@@ -1,5 +1,6 @@
 """Progress you can look at: a fixed grid of validation photos, stylized every N steps, snapshots of
-the network every N minutes for quality-per-hour curves, and a bar that counts steps to the end."""
+the network every N minutes for quality-per-hour curves, and a bar that counts steps to the end; and a
+``last.ckpt`` that is the run's last step."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import WandbLogger
 from torch import Tensor
 from torchvision.utils import make_grid
@@ -109,6 +110,22 @@ class SampleGrid(pl.Callback):
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="samples", images=[tensor_to_pil(grid)], step=step, caption=[f"step {step}"])
         return path
+
+
+class LastStepCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` holds the final step. Lightning writes it at the end of
+    training only when nothing was saved before, so a run that reaches ``max_steps`` between two
+    ``every_n_train_steps`` saves would keep an older ``last.ckpt`` (and lose the end of an anneal)."""
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        super().on_train_end(trainer, pl_module)
+
+    @property
+    def state_key(self) -> str:
+        # Keyed as a plain ModelCheckpoint: checkpoints written before this class resume with their state.
+        return "ModelCheckpoint" + super().state_key.removeprefix(type(self).__qualname__)
 
 
 class TimedSnapshots(pl.Callback):

@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from jsonargparse import DefaultHelpFormatter, lazy_instance
 from pytorch_lightning import Trainer
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar
+from pytorch_lightning.callbacks import Callback, ProgressBar
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.loggers import WandbLogger
 
-from styletrans.training.callbacks import SampleGrid, StepProgressBar, TimedSnapshots
+from styletrans.training.callbacks import LastStepCheckpoint, SampleGrid, StepProgressBar, TimedSnapshots
 from styletrans.training.data import ContentImages
 from styletrans.training.module import StyleTransferModule
 
@@ -114,7 +114,7 @@ class StyleTransferCLI(LightningCLI):
                             help="where checkpoints, samples, logs and config.yaml go (default: "
                                  "runs/<style_name>/version_N, or RUN when resuming from RUN/checkpoints/*.ckpt)")
         parser.link_arguments("data.image_size", "model.image_size")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastStepCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val/total",
             "checkpoint.filename": "best-{step:06d}",
