@@ -1,6 +1,6 @@
 """The same photos through several multi-style checkpoints, to see how runs differ: one figure.
 
-    python docs/make_checkpoint_rows.py train/resume/multistyle7.ckpt train/resume/multistyle7_reseed.ckpt \\
+    python docs/make_checkpoint_rows.py OLD.ckpt train/resume/multistyle7.ckpt \\
         [--styles starry_night great_wave] [--photos astronaut chelsea coffee] [--output F.jpg]
 
 Top row: the photos (centre squares, 256 px). Below, per style, one row per checkpoint in the order given.

@@ -83,10 +83,9 @@ def edge_frame_score(image: Tensor, photo: Tensor) -> float:
     """A frame painted along the edges: per side, how much brighter or darker the outer FRAME_BAND px
     are than the FRAME_INSIDE px just inside them, less the same step in the ``photo`` the picture was
     made from (so a sky or a vignette is not counted), in grey levels (0-255), the mean over the four
-    sides. A Gatys result scores about 10 (it repaints the edges too); the bundled step-30,000 files
-    13-32 (median of 3 dev_eval photos at 256 px), run with an 8 px margin they were not trained with
-    6-7, trained 5,500 steps with it 9-21 (models/README.md). ``image`` and ``photo``: (3, H, W) or (1, 3, H, W)
-    in [0, 1], the same size."""
+    sides. A Gatys result scores about 10 (it repaints the edges too); the bundled files 5-10, the
+    previous ship 13-32 (medians of 3 dev_eval photos at 256 px; models/README.md). ``image`` and
+    ``photo``: (3, H, W) or (1, 3, H, W) in [0, 1], the same size."""
     steps = [_edge_steps(image), _edge_steps(photo)]
     return float(sum(abs(a - b) for a, b in zip(*steps, strict=True)) / 4 * 255)
 
