@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--fps-frames", type=int, default=20, help="frames timed at 640x480 (default: 20)")
     parser.add_argument("--fps-clip", type=Path, default=CLIPS / "cup.mp4",
                         help="clip timed end to end at 640 px (default: cup.mp4, 640x480); 'none' to skip")
+    parser.add_argument("--flow", choices=("medium", "farneback"), default="medium",
+                        help="the evaluation's flow: DIS medium (default) or Farneback, another family: the "
+                        "independent check on a blend that carries its output along DIS")
     parser.add_argument("--temporal-weight", type=float, default=None, help="the blend's weight (default: its own)")
     parser.add_argument("--threads", type=int, default=2, help="threads for ONNX Runtime, OpenCV and PyTorch")
     parser.add_argument("--output", type=Path, default=ROOT / "results" / "temporal.json")
@@ -96,7 +99,7 @@ def main() -> None:
         losses = ({name: style_loss_for(s, max(first.shape[:2])) for name, s in stylizers.items()}
                   if args.style_loss_every else {})
         result = evaluate_clip(clip, stylizers, limit=args.limit, temporal=settings, losses=losses,
-                               style_every=args.style_loss_every)
+                               style_every=args.style_loss_every, flow=args.flow)
         speeds[clip.name] = {}
         for row in summary_rows(result):
             frames = (cv2.resize(f, FPS_SIZE, interpolation=cv2.INTER_AREA)
@@ -135,7 +138,7 @@ def main() -> None:
     report = {
         "command": " ".join(sys.argv), "cpu": cpu_name(), "threads": args.threads,
         "models": {name: str(path) for name, path in zip(stylizers, models.values(), strict=True)},
-        "limit": args.limit, "style_loss_every": args.style_loss_every, "fps_size": list(FPS_SIZE),
+        "limit": args.limit, "flow": args.flow, "style_loss_every": args.style_loss_every, "fps_size": list(FPS_SIZE),
         "fps_frames": args.fps_frames, "goals": goals, "rows": rows, "fps_640x480": speeds,
         "fps_stylize": pipeline, "clips": results,
     }

@@ -101,15 +101,16 @@ def mean_error(frames: list[np.ndarray], move: Motion) -> float:
 
 
 # ---------------------------------------------------------------- the warping error and the mask
-def test_warping_error_is_zero_for_a_known_shift_and_grows_with_flicker() -> None:
+@pytest.mark.parametrize("flow", ["medium", "farneback"])
+def test_warping_error_is_zero_for_a_known_shift_and_grows_with_flicker(flow: str) -> None:
     frames = pan(6, step=2)
     move = true_motion(2)
     assert mean_error(frames, move) < 1e-10  # integer shift, exact flow: nothing left
     rng = np.random.default_rng(1)
     flicker = [np.clip(f.astype(np.int16) + rng.integers(-12, 13, f.shape), 0, 255).astype(np.uint8) for f in frames]
     assert mean_error(flicker, move) > 3e-3  # +-12 levels per channel: about 3 x (7/255)^2 x 2
-    # With DIS's own flow (what the evaluation uses) the steady clip still scores near 0, the flickering one not.
-    errors = warping_errors(frames, {"flicker": flicker})
+    # With an estimated flow (either of the evaluation's) the steady clip still scores near 0, the flickering one not.
+    errors = warping_errors(frames, {"flicker": flicker}, estimator=FlowEstimator(flow))
     assert np.mean(errors["source"]) < 1e-3 < np.mean(errors["flicker"])
     assert np.mean(errors["flicker"]) > 5 * np.mean(errors["source"])
 
@@ -173,6 +174,21 @@ def test_a_scene_cut_resets_the_blend() -> None:
     assert np.abs(outputs[6] - networks[6]).mean() > 0.02  # after it too, from the new picture on
     blender.reset()
     assert np.array_equal(blender(frames[3], networks[3]), networks[3])
+
+
+def test_what_an_object_uncovers_is_not_smeared() -> None:
+    # A bright textured square moves 3 px right per frame over a dark textured background: the strip
+    # it uncovers must be the network's background there, not the square's texture carried along.
+    background, square = texture(H, W, seed=0) // 4 + 20, texture(24, 24, seed=3) // 4 + 170
+    blender = TemporalBlender()
+    for t in range(8):
+        frame = background.copy()
+        frame[20:44, 10 + 3 * t: 34 + 3 * t] = square
+        network = grid_network(frame)
+        out = blender(frame, network)
+    uncovered = np.s_[22:42, 10 + 3 * 6: 10 + 3 * 7]  # under the square in frame 6, not in frame 7
+    # Measured: -0.06 (no brighter); with the source test off, the square smeared over it: +0.30.
+    assert out[uncovered].mean() - network[uncovered].mean() < 0.06
 
 
 def test_settings_are_checked() -> None:
@@ -305,6 +321,15 @@ def test_evaluate_clip_scores_both_modes_beside_the_source() -> None:
     assert fps["frame_by_frame"] > fps["temporal"] > 0
 
 
+def test_the_independent_flow_sees_the_blend_too() -> None:
+    """Scored with Farneback's flow (not the blend's own DIS), the blend still flickers far less."""
+    result = evaluate_clip_frames(pan(8, step=1), {"grid": Stylizer(GridNet(), backend="torch")}, pan=False,
+                                  flow="farneback")
+    entry = result["networks"]["grid"]
+    assert result["flow"]["evaluation"] == "farneback, full size"
+    assert entry["temporal"]["mean"] < 0.5 * entry["frame_by_frame"]["mean"]
+
+
 def test_evaluate_video_scores_a_clip_against_its_source(checkpoint: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     source = write_clip(tmp_path / "pan.mp4", pan(6, step=1, h=32, w=48))  # small: the network is slow here
@@ -354,6 +379,8 @@ def test_batch_actor_stylizes_a_video_with_the_blend(tmp_path: Path) -> None:
     for name in ("a", "b"):
         frames = list(read_frames(tmp_path / "out" / f"{name}.mp4"))
         assert len(frames) == expected["frames"]
-        assert max(np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames, direct, strict=True)) < 0.5
+        # On a busy machine two encodes of bit-identical blended frames differed by up to 1.3 grey levels
+        # (the encoder is not deterministic there); without the blend the frames differ by 21-73.
+        assert max(np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames, direct, strict=True)) < 3
     again = actor(rows)["error"]  # both outputs exist now: not overwritten
     assert [e.endswith("already exists (pass --overwrite to replace it)") for e in again] == [True, True]

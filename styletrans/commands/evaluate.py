@@ -59,6 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        "each: seconds per frame on a CPU; default 0: not measured)")
     video.add_argument("--temporal-weight", type=float, default=None, metavar="W",
                        help="the blend's weight, as `stylize --temporal-weight` (default: 0.9)")
+    video.add_argument("--flow", choices=("medium", "farneback"), default="medium",
+                       help="the evaluation's flow: DIS medium (default; the blend uses DIS fast) or Farneback, "
+                       "another family that checks the blend independently")
     p.set_defaults(handler=run)
 
 
@@ -232,7 +235,7 @@ def run_video(args: argparse.Namespace) -> int:
         result = evaluate_clip(args.video, {stylizer.style_name: stylizer},
                                stylized={str(p): p for p in args.stylized}, size=size, start=args.start_frame,
                                limit=args.limit, temporal=settings, losses=losses,
-                               style_every=args.style_loss_every, progress=bar.update)
+                               style_every=args.style_loss_every, flow=args.flow, progress=bar.update)
     result["model"] = str(model)
     with atomic_path(files[0], overwrite=args.overwrite) as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=float) + "\n")

@@ -41,16 +41,19 @@ def grey(frame: np.ndarray) -> np.ndarray:
 
 
 class FlowEstimator:
-    """DIS optical flow at ``preset``; one OpenCV DIS object, reused (not thread-safe)."""
+    """Optical flow: DIS at ``preset`` (one OpenCV DIS object, reused; not thread-safe), or OpenCV's
+    Farneback (``"farneback"``), another family: the check on a blend whose own flow is DIS."""
 
     def __init__(self, preset: str = "medium") -> None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown DIS preset {preset!r}; one of {', '.join(PRESETS)}")
+        if preset not in PRESETS and preset != "farneback":
+            raise ValueError(f"unknown flow {preset!r}; one of {', '.join([*PRESETS, 'farneback'])}")
         self.preset = preset
-        self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        self.dis = cv2.DISOpticalFlow_create(PRESETS[preset]) if preset in PRESETS else None
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """(H, W, 2) float32 flow (dx, dy) from grey uint8 frame ``a`` to ``b``."""
+        if self.dis is None:  # OpenCV's documented example settings: 5 levels, 15 px windows
+            return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 5, 15, 3, 5, 1.2, 0)
         return self.dis.calc(a, b, None)
 
 

@@ -1,13 +1,15 @@
 """The temporal consistency of style networks on a real clip, frame by frame and with ``--temporal``.
 
 ``evaluate_clip`` makes one pass over a clip. For every pair of source frames it computes the
-evaluation flow once (DIS ``medium`` at full size: finer than the ``fast`` flow the temporal blend
-uses, so the blend is not scored by its own flow) and the source's own warping error, the floor.
-Every network then stylizes the frame, once: the frame-by-frame output and the temporally blended
-one both come from that call, so the two are compared on the same network outputs and timed side by
-side. Optionally, clips stylized elsewhere (``styletrans stylize`` output) are scored with the same
-flow, and the style loss of a frame is measured every ``style_every`` frames. Only the previous
-frame of each clip is kept, so memory does not grow with the clip.
+evaluation flow once (``flow``: DIS ``medium`` at full size, finer than the ``fast`` flow the
+temporal blend uses; or ``farneback``, another family: a texture carried along the very flow the
+evaluation warps with scores low whatever that flow's errors are, so a blend on DIS needs a check
+that is not DIS) and the source's own warping error, the floor. Every network then stylizes the
+frame, once: the frame-by-frame output and the temporally blended one both come from that call,
+so the two are compared on the same network outputs and timed side by side. Optionally, clips
+stylized elsewhere (``styletrans stylize`` output) are scored with the same flow, and the style loss
+of a frame is measured every ``style_every`` frames. Only the previous frame of each clip is kept,
+so memory does not grow with the clip.
 
 ``frames_per_second`` times the network and the blend alone (at a size of the caller's choosing);
 ``summary_rows`` and ``format_table`` give the figures the goals are about, as ``styletrans evaluate
@@ -99,14 +101,16 @@ def evaluate_clip(source: str | os.PathLike, stylizers: dict[str, Stylizer], *,
                   stylized: dict[str, str | os.PathLike] | None = None, size: int | None = None,
                   start: int = 0, limit: int | None = None, temporal: TemporalSettings | None = None,
                   losses: dict[str, PerceptualLoss] | None = None, style_every: int = 0,
-                  pan: bool = True, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                  pan: bool = True, flow: str = "medium",
+                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Warping errors (Lai et al. 2018) of ``source`` and of each network's output on it, frame by
     frame and with the temporal blend, in one pass; see the module docstring.
 
     ``stylized``: other clips of the same frames (``{label: path}``), scored with the same flow.
     ``losses``: per network name, a style loss (``style_loss_for``) measured every ``style_every`` frames.
-    ``start``/``limit``: the frames used. Returns a JSON-ready dict: per-pair errors, means, ratios
-    to the source, style losses, pan numbers, and the network's and the blend's milliseconds per frame.
+    ``start``/``limit``: the frames used; ``flow``: the evaluation's (``FlowEstimator``). Returns a
+    JSON-ready dict: per-pair errors, means, ratios to the source, style losses, pan numbers, and the
+    network's and the blend's milliseconds per frame.
     """
     settings = temporal or TemporalSettings()
     losses = losses or {}
@@ -115,7 +119,7 @@ def evaluate_clip(source: str | os.PathLike, stylizers: dict[str, Stylizer], *,
         label: read_frames(path, size=size, start=start, limit=limit) for label, path in (stylized or {}).items()}
     other_errors: dict[str, list[float]] = {label: [] for label in others}
     other_previous: dict[str, np.ndarray] = {}
-    estimator = FlowEstimator("medium")
+    estimator = FlowEstimator(flow)
     source_errors: list[float] = []
     reliable: list[float] = []
     previous_frame: np.ndarray | None = None
@@ -163,7 +167,7 @@ def evaluate_clip(source: str | os.PathLike, stylizers: dict[str, Stylizer], *,
     floor = mean_error(source_errors)
     result: dict[str, Any] = {
         "source": str(source), "frames": index + 1, "start": start, "size": [first.shape[1], first.shape[0]],
-        "flow": {"evaluation": "DIS medium, full size", "reliable_share": _mean(reliable)},
+        "flow": {"evaluation": f"{'DIS ' * (flow != 'farneback')}{flow}, full size", "reliable_share": _mean(reliable)},
         "temporal_settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
         "source_clip": {"errors": source_errors, "mean": floor},
         "stylized_clips": {label: _summary(errors, floor) for label, errors in other_errors.items()},
