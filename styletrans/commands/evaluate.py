@@ -241,7 +241,8 @@ def run_video(args: argparse.Namespace) -> int:
         tmp.write_text(json.dumps(result, indent=1, default=float) + "\n")
     with atomic_path(files[1], overwrite=args.overwrite) as tmp:
         render_error_plot([result], tmp)  # the temporary name ends in .png too
-    print(f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]}; warping error x1000, ratios to "
+    print(f"{result['frames']} frames at {result['size'][0]}x{result['size'][1]}; warping error x1000 "
+          f"({result['flow']['evaluation']} flow), ratios to "
           f"the source clip's own (the floor); style loss: change with the blend; pan: grey levels at 1 px")
     print(format_table(summary_rows(result)))
     for label, entry in result["stylized_clips"].items():
