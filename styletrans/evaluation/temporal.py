@@ -52,7 +52,7 @@ class FlowEstimator:
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """(H, W, 2) float32 flow (dx, dy) from grey uint8 frame ``a`` to ``b``."""
-        if self.dis is None:  # OpenCV's documented example settings: 5 levels, 15 px windows
+        if self.dis is None:  # OpenCV tutorial's windows (15 px), with 5 pyramid levels (3 there) for larger moves
             return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 5, 15, 3, 5, 1.2, 0)
         return self.dis.calc(a, b, None)
 
