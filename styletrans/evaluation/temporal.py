@@ -50,6 +50,11 @@ class FlowEstimator:
         self.preset = preset
         self.dis = cv2.DISOpticalFlow_create(PRESETS[preset]) if preset in PRESETS else None
 
+    @property
+    def name(self) -> str:
+        """The flow as reports name it: ``DIS medium``, ``farneback``."""
+        return self.preset if self.dis is None else f"DIS {self.preset}"
+
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """(H, W, 2) float32 flow (dx, dy) from grey uint8 frame ``a`` to ``b``."""
         if self.dis is None:  # OpenCV tutorial's windows (15 px), with 5 pyramid levels (3 there) for larger moves

@@ -167,7 +167,7 @@ def evaluate_clip(source: str | os.PathLike, stylizers: dict[str, Stylizer], *,
     floor = mean_error(source_errors)
     result: dict[str, Any] = {
         "source": str(source), "frames": index + 1, "start": start, "size": [first.shape[1], first.shape[0]],
-        "flow": {"evaluation": f"{'DIS ' * (flow != 'farneback')}{flow}, full size", "reliable_share": _mean(reliable)},
+        "flow": {"evaluation": f"{estimator.name}, full size", "reliable_share": _mean(reliable)},
         "temporal_settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
         "source_clip": {"errors": source_errors, "mean": floor},
         "stylized_clips": {label: _summary(errors, floor) for label, errors in other_errors.items()},
