@@ -5,6 +5,7 @@ base, 32 px photos and the random loss network keep it to seconds."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -180,12 +181,25 @@ def test_explicit_loss_settings_win_over_the_base(base: Path, painting: Path) ->
     assert StyleTransferModule().hparams.content_weight == 1.0  # no base: the defaults, as before
 
 
+def test_shift_factor_multiplies_the_bases_stability_weight(painting: Path, tmp_path: Path) -> None:
+    steady = write_checkpoint(tmp_path / "steady.ckpt", multistyle_net(2, space_to_depth=False), "steady",
+                              style_image=["waves.png", "dots.png"], **{**BASE_LOSS, "shift_weight": 2.0})
+    assert new_style(painting, steady).hparams.shift_weight == 2.0
+    held = new_style(painting, steady, shift_factor=4.0).hparams
+    assert held.shift_weight == 8.0
+    # What the checkpoint records is the weight: loading it back does not multiply again.
+    again = StyleTransferModule(**{k: held[k] for k in inspect.signature(StyleTransferModule).parameters if k in held})
+    assert again.hparams.shift_weight == 8.0
+    assert new_style(painting, steady, shift_factor=4.0, shift_weight=3.0).hparams.shift_weight == 3.0
+
+
 @pytest.mark.parametrize(("settings", "cause"), [
     ({"transformer": {"base_channels": 8, "residual_blocks": 1, "space_to_depth": True}}, "its architecture is"),
     ({"loss_network": "vgg16-caffe"}, "trained against the loss network 'random'"),
     ({"init_from": "x.ckpt"}, "base and init_from"),
     ({"base_lr": -1.0}, "base_lr must be >= 0"),
     ({"shift_noise": -0.1}, "shift_noise must be >= 0"),
+    ({"shift_factor": -1.0}, "shift_factor must be >= 0"),
 ])
 def test_a_base_that_does_not_fit_is_a_one_line_error(base: Path, painting: Path, settings: dict, cause: str) -> None:
     with pytest.raises(ValueError, match=r"^[^\n]*$") as info:
@@ -246,6 +260,7 @@ def test_the_recipe_parses_and_defaults_to_the_bundled_base_and_photos(capsys: p
     assert parsed["model"]["base"] == "bundled" and parsed["model"]["base_lr"] == 0.0
     assert parsed["data"]["root"] == "bundled" and parsed["samples"]["every_minutes"] == 2
     assert parsed["model"]["content_weight"] is None  # the base's loss
+    assert parsed["model"]["shift_weight"] is None and parsed["model"]["shift_factor"] == 4.0  # 4x the base's
 
 
 def test_a_new_style_run_loads_and_resumes(run: tuple[Path, object], base: Path, painting: Path,

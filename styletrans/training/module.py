@@ -89,6 +89,9 @@ class StyleTransferModule(pl.LightningModule):
             trained style with other settings); ``--ckpt_path`` resumes a run instead.
         shift_weight: weight of the stability term (``styletrans.training.stability``): the output of
             a crop shifted by 1-3 px against the shifted output, mean squared on [0, 1] pixels (default 0).
+        shift_factor: multiplies the stability weight taken from the base (or the default) when ``shift_weight``
+            is not given: a new style can be held steadier than its base's styles were (an explicit
+            ``shift_weight`` is used as it is, and is what the checkpoint records).
         shift_noise: standard deviation of the Gaussian noise (on [0, 1] pixels) added to the shifted crop
             of the stability term: the output should not answer a camera's noise either (default 0, or with
             ``base``, the base's).
@@ -126,6 +129,7 @@ class StyleTransferModule(pl.LightningModule):
         compile: bool = False,
         init_from: str | None = None,
         shift_weight: float | None = None,
+        shift_factor: float = 1.0,
         shift_noise: float | None = None,
         base: str | None = None,
         base_lr: float = 0.0,
@@ -158,7 +162,11 @@ class StyleTransferModule(pl.LightningModule):
         content_weight = float(inherited.get("content_weight", 1.0) if content_weight is None else content_weight)
         style_weight = float(inherited.get("style_weight", 10.0) if style_weight is None else style_weight)
         tv_weight = float(inherited.get("tv_weight", 2.5e4) if tv_weight is None else tv_weight)
-        shift_weight = float(inherited.get("shift_weight", 0.0) if shift_weight is None else shift_weight)
+        if shift_factor < 0:
+            raise ValueError(f"shift_factor must be >= 0, not {shift_factor}")
+        if shift_weight is None:  # a given weight is taken as it is: a reloaded checkpoint is not multiplied again
+            shift_weight = inherited.get("shift_weight", 0.0) * shift_factor
+        shift_weight = float(shift_weight)
         shift_noise = float(inherited.get("shift_noise", 0.0) if shift_noise is None else shift_noise)
         if shift_noise < 0:
             raise ValueError(f"shift_noise must be >= 0, not {shift_noise}")
