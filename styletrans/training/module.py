@@ -89,9 +89,9 @@ class StyleTransferModule(pl.LightningModule):
             trained style with other settings); ``--ckpt_path`` resumes a run instead.
         shift_weight: weight of the stability term (``styletrans.training.stability``): the output of
             a crop shifted by 1-3 px against the shifted output, mean squared on [0, 1] pixels (default 0).
-        shift_factor: multiplies the stability weight taken from the base (or the default) when ``shift_weight``
-            is not given: a new style can be held steadier than its base's styles were (an explicit
-            ``shift_weight`` is used as it is, and is what the checkpoint records).
+        shift_factor: with ``base`` and no ``shift_weight``, multiplies the stability weight inherited from
+            the base: a new style can be held steadier than the base's styles were (an explicit
+            ``shift_weight`` is used as it is; the checkpoint records the resulting weight).
         shift_noise: standard deviation of the Gaussian noise (on [0, 1] pixels) added to the shifted crop
             of the stability term: the output should not answer a camera's noise either (default 0, or with
             ``base``, the base's).
